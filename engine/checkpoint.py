@@ -1,0 +1,241 @@
+"""A model is a directory: config.json, model.safetensors and the SentencePiece model file(s).
+
+Nothing here ever unpickles: weights are read with safetensors, whose header is checked by hand
+first so a broken or hostile file gives one clear line instead of a library traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from engine.files import write_atomic
+from engine.model import ModelConfig, Transformer
+from engine.tokenizer import Tokenizer, TokenizerError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_NAME = "attention-studio-model"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 16 * 1024 * 1024  # a real header of a few hundred tensors is a few kB
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class ModelLoadError(ValueError):
+    """A model directory that cannot be loaded; str() is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What config.json says besides the sizes."""
+
+    name: str
+    source_language: str
+    target_language: str
+    source_tokenizer: str  # file name inside the directory
+    target_tokenizer: str
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to translate: weights on a device, in eval mode, with its tokenizer."""
+
+    model: Transformer
+    tokenizer: Tokenizer
+    info: ModelInfo
+    directory: Path
+    device: torch.device
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.cfg
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then MPS, then CPU; an explicit choice that is not available is an error."""
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available")
+    if choice == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but MPS is not available")
+    if choice not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {choice!r}; choose auto, cpu, cuda or mps")
+    return torch.device(choice)
+
+
+def unique_state(model: Transformer) -> dict[str, torch.Tensor]:
+    """The state dict with tied tensors kept once, under the first name that holds them."""
+    seen: set[int] = set()
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor
+    return state
+
+
+def save_model(model: Transformer, directory: Path, info: ModelInfo, extra: dict | None = None) -> None:
+    """Write config.json and model.safetensors (the tokenizer files are copied by the caller)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in unique_state(model).items()}
+    tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(state, str(tmp), metadata={"format": FORMAT_NAME})
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    config = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "name": info.name,
+        "source_language": info.source_language,
+        "target_language": info.target_language,
+        "tokenizer": {"source": info.source_tokenizer, "target": info.target_tokenizer},
+        "model": model.cfg.to_dict(),
+        **(extra or {}),
+    }
+    write_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
+
+
+def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
+    """Parse config.json; raises ModelLoadError naming what is wrong."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: not a directory")
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{directory}: not a model directory (no {CONFIG_FILE})")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelLoadError(f"{CONFIG_FILE}: not valid JSON ({error})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+        raise ModelLoadError(f"{CONFIG_FILE}: not an Attention Studio model config (format is not {FORMAT_NAME!r})")
+    try:
+        cfg = ModelConfig.from_dict(raw["model"])
+        tokenizer = raw["tokenizer"]
+        info = ModelInfo(
+            name=str(raw.get("name", directory.name)),
+            source_language=str(raw["source_language"]),
+            target_language=str(raw["target_language"]),
+            source_tokenizer=str(tokenizer["source"]),
+            target_tokenizer=str(tokenizer["target"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelLoadError(f"{CONFIG_FILE}: invalid model description ({error})") from None
+    for file_name in (info.source_tokenizer, info.target_tokenizer):
+        if Path(file_name).name != file_name:
+            raise ModelLoadError(f"{CONFIG_FILE}: tokenizer file {file_name!r} must be a plain file name")
+    return cfg, info, raw
+
+
+def check_safetensors_header(path: Path) -> None:
+    """Refuse pickles and files whose safetensors header is truncated, oversized or not JSON."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if head[:1] == b"\x80" or head[:2] == b"PK":
+            raise ModelLoadError(f"{path.name}: this is a pickle/torch.save file; only safetensors weights are loaded")
+        if len(head) < 8:
+            raise ModelLoadError(f"{path.name}: truncated ({size} bytes), not a safetensors file")
+        (header_size,) = struct.unpack("<Q", head)
+        if header_size > MAX_HEADER_BYTES:
+            raise ModelLoadError(f"{path.name}: header claims {header_size} bytes, refused as oversized or corrupt")
+        if 8 + header_size > size:
+            raise ModelLoadError(f"{path.name}: truncated (header runs past the end of the file)")
+        try:
+            header = json.loads(handle.read(header_size))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ModelLoadError(f"{path.name}: corrupt safetensors header") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path.name}: corrupt safetensors header")
+    data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if 8 + header_size + data_end > size:
+        raise ModelLoadError(
+            f"{path.name}: truncated ({size} bytes, the header describes {8 + header_size + data_end})"
+        )
+
+
+def load_weights(model: Transformer, path: Path) -> None:
+    """Copy safetensors weights into `model`, checking every name and shape against its config."""
+    check_safetensors_header(path)
+    expected = unique_state(model)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            names = set(handle.keys())
+            missing = sorted(set(expected) - names)
+            unexpected = sorted(names - set(expected))
+            if missing:
+                raise ModelLoadError(
+                    f"{path.name}: missing tensor(s) {', '.join(missing[:3])}" + (" …" if len(missing) > 3 else "")
+                )
+            if unexpected:
+                raise ModelLoadError(
+                    f"{path.name}: unexpected tensor(s) {', '.join(unexpected[:3])}"
+                    + (" …" if len(unexpected) > 3 else "")
+                )
+            with torch.no_grad():
+                for name, target in expected.items():
+                    shape = tuple(handle.get_slice(name).get_shape())
+                    if shape != tuple(target.shape):
+                        raise ModelLoadError(
+                            f"{path.name}: tensor {name} has shape {list(shape)}, the config implies {list(target.shape)}"
+                        )
+                    tensor = handle.get_tensor(name)
+                    if not tensor.is_floating_point():
+                        raise ModelLoadError(f"{path.name}: tensor {name} is {tensor.dtype}, expected floating point")
+                    if not torch.isfinite(tensor).all():
+                        raise ModelLoadError(f"{path.name}: tensor {name} contains NaN or infinity")
+                    target.copy_(tensor)
+    except SafetensorError as error:
+        raise ModelLoadError(f"{path.name}: corrupt safetensors file ({error})") from None
+
+
+def load_model(directory: Path | str, device: str = "auto") -> LoadedModel:
+    """Load a model directory; every failure is a ModelLoadError with a one-line message."""
+    directory = Path(directory)
+    cfg, info, _ = read_config(directory)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise ModelLoadError(f"{pickles[0]}: pickle/torch.save weights are refused; convert them to {WEIGHTS_FILE}")
+        raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
+    for file_name in {info.source_tokenizer, info.target_tokenizer}:
+        if not (directory / file_name).is_file():
+            raise ModelLoadError(f"{directory}: missing tokenizer file {file_name}")
+    try:
+        tokenizer = Tokenizer(directory / info.source_tokenizer, directory / info.target_tokenizer)
+    except TokenizerError as error:
+        raise ModelLoadError(str(error)) from None
+    if (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) != (cfg.src_vocab_size, cfg.tgt_vocab_size):
+        raise ModelLoadError(
+            f"{CONFIG_FILE}: vocabulary sizes {cfg.src_vocab_size}/{cfg.tgt_vocab_size} disagree with the "
+            f"tokenizer's {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size}"
+        )
+    try:
+        model = Transformer(cfg)
+    except (RuntimeError, ValueError) as error:  # e.g. sizes too large to allocate
+        raise ModelLoadError(f"{CONFIG_FILE}: cannot build the model it describes ({error})") from None
+    load_weights(model, weights)
+    torch_device = resolve_device(device)
+    model.to(torch_device).eval()
+    log.info("loaded %s (%d parameters) on %s", info.name, model.num_parameters(), torch_device)
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info, directory=directory, device=torch_device)

@@ -1,0 +1,164 @@
+"""Decoding strategies over the model's key/value cache: greedy, beam search, and forced (teacher-forced).
+
+Token lists returned here hold the generated target ids after <s>: they end with </s> unless the
+length limit stopped them first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from engine.model import ActivationCache, Transformer
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    # strategy: beam_size 1 is greedy decoding
+    beam_size: int = 1
+    length_penalty: float = 0.6  # GNMT's alpha: score = log p / ((5 + length) / 6) ** alpha
+    # limits: at most max_len_a * source_length + max_len_b target pieces, capped by max_positions
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
+        if self.length_penalty < 0:
+            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
+
+    def max_length(self, source_length: int, max_positions: int) -> int:
+        """Most target pieces to generate for a source of `source_length` pieces."""
+        return max(1, min(max_positions - 1, int(self.max_len_a * source_length) + self.max_len_b))
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: Transformer,
+    src: Tensor,
+    options: DecodingOptions = DecodingOptions(),
+    prefix: list[int] | None = None,
+) -> list[list[int]]:
+    """Greedy decoding of a batch src (B, S) → generated ids per sentence.
+
+    `prefix` (ids after <s>) is forced onto every sentence before the greedy choices begin.
+    """
+    cfg = model.cfg
+    B = src.size(0)
+    lengths = (src != cfg.pad_id).sum(dim=1).tolist()
+    limits = torch.tensor([options.max_length(n, cfg.max_positions) for n in lengths], device=src.device)
+    prefix = list(prefix or [])
+    memory = model.encode(src)
+    cache = model.new_cache()
+    generated = torch.tensor(prefix, dtype=torch.long, device=src.device).view(1, -1).expand(B, -1)  # (B, P)
+    finished = (generated.size(1) >= limits) | bool(cfg.eos_id in prefix)
+    inputs = torch.tensor([[cfg.bos_id] + prefix], device=src.device).expand(B, -1)  # (B, 1 + P)
+    while not finished.all():
+        logits = model.decode(inputs, memory, src, cache=cache)[:, -1]  # (B, V)
+        chosen = logits.argmax(dim=-1).masked_fill(finished, cfg.pad_id)
+        generated = torch.cat([generated, chosen[:, None]], dim=1)  # (B, t + 1)
+        finished |= (chosen == cfg.eos_id) | (generated.size(1) >= limits)
+        inputs = chosen[:, None]  # the cache holds everything before
+    return [_strip(row, cfg.pad_id, cfg.eos_id) for row in generated.tolist()]
+
+
+def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:
+    """Cut a row after its first </s> and drop padding."""
+    out = []
+    for i in ids:
+        if i == pad_id:
+            break
+        out.append(i)
+        if i == eos_id:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: list[int]  # generated ids after <s>
+    log_prob: float  # sum of the tokens' log-probabilities
+    score: float  # log_prob with the length penalty applied: what beams are ranked by
+    finished: bool  # ended with </s> (False: stopped by the length limit)
+
+
+@dataclass(frozen=True)
+class BeamStep:
+    """The hypotheses alive after one step: token chosen, parent index in the previous step, log p."""
+
+    tokens: list[int]
+    parents: list[int]
+    log_probs: list[float]
+
+
+@dataclass(frozen=True)
+class BeamResult:
+    hypotheses: list[Hypothesis]  # best first
+    steps: list[BeamStep] = field(default_factory=list)  # the search tree, for the beam view
+
+
+def length_normalised(log_prob: float, length: int, alpha: float) -> float:
+    return log_prob / (((5 + length) / 6) ** alpha)
+
+
+@torch.no_grad()
+def beam_search(model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions()) -> BeamResult:
+    """Beam search for one sentence src (1, S). Beam size 1 gives exactly the greedy output."""
+    cfg = model.cfg
+    K = options.beam_size
+    limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions)
+    memory = model.encode(src)  # (1, S, d)
+    cache = model.new_cache()
+    beams: list[list[int]] = [[]]
+    beam_log_probs = torch.zeros(1, device=src.device)
+    inputs = torch.tensor([[cfg.bos_id]], device=src.device)
+    finished: list[Hypothesis] = []
+    steps: list[BeamStep] = []
+    for step in range(limit):
+        n = len(beams)
+        logits = model.decode(inputs, memory.expand(n, -1, -1), src.expand(n, -1), cache=cache)[:, -1]
+        candidates = beam_log_probs[:, None] + logits.log_softmax(dim=-1)  # (n, V)
+        top_scores, top_index = candidates.flatten().topk(min(2 * K, candidates.numel()))
+        next_beams, parents, tokens, log_probs = [], [], [], []
+        for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):
+            parent, token = divmod(index, candidates.size(1))
+            tokens_so_far = beams[parent] + [token]
+            if token == cfg.eos_id:
+                if len(finished) < K:
+                    finished.append(
+                        Hypothesis(
+                            tokens_so_far, score, length_normalised(score, step + 1, options.length_penalty), True
+                        )
+                    )
+                continue
+            next_beams.append(tokens_so_far)
+            parents.append(parent)
+            tokens.append(token)
+            log_probs.append(score)
+            if len(next_beams) == K:
+                break
+        steps.append(BeamStep(tokens, parents, log_probs))
+        if len(finished) >= K or not next_beams:
+            break
+        if step == limit - 1:
+            for tokens_so_far, score in zip(next_beams, log_probs, strict=True):
+                finished.append(
+                    Hypothesis(tokens_so_far, score, length_normalised(score, step + 1, options.length_penalty), False)
+                )
+            break
+        cache.reorder(torch.tensor(parents, device=src.device))
+        beams = next_beams
+        beam_log_probs = torch.tensor(log_probs, device=src.device)
+        inputs = torch.tensor(tokens, device=src.device)[:, None]  # (K, 1)
+    finished.sort(key=lambda h: h.score, reverse=True)
+    return BeamResult(finished[:K], steps)
+
+
+@torch.no_grad()
+def forced_decode(
+    model: Transformer, src: Tensor, decoder_input: Tensor, capture: ActivationCache | None = None
+) -> Tensor:
+    """Teacher-forced pass: decoder_input (B, T) starting with <s> → log-probabilities (B, T, V)."""
+    return model(src, decoder_input, capture).log_softmax(dim=-1)

@@ -1,0 +1,93 @@
+"""SentencePiece tokenization: one joint model, or one for the source and one for the target.
+
+Every vocabulary the project trains uses pad = 0, unk = 1, <s> = 2, </s> = 3, which the model's
+config repeats; loading checks that the file agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+
+
+class TokenizerError(ValueError):
+    """A SentencePiece model that cannot be used."""
+
+
+def _load(path: Path) -> spm.SentencePieceProcessor:
+    processor = spm.SentencePieceProcessor()
+    try:
+        processor.Load(str(path))
+    except (OSError, RuntimeError) as error:
+        raise TokenizerError(f"{path.name}: not a readable SentencePiece model ({error})") from None
+    expected = {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID}
+    actual = {
+        "pad": processor.pad_id(),
+        "unk": processor.unk_id(),
+        "bos": processor.bos_id(),
+        "eos": processor.eos_id(),
+    }
+    if actual != expected:
+        raise TokenizerError(f"{path.name}: special ids {actual} differ from the expected {expected}")
+    return processor
+
+
+class Tokenizer:
+    """Text ↔ ids for a translation direction; `src_path` and `tgt_path` may be the same file."""
+
+    def __init__(self, src_path: Path, tgt_path: Path | None = None) -> None:
+        self.src_path = Path(src_path)
+        self.tgt_path = Path(tgt_path) if tgt_path is not None else self.src_path
+        self.src = _load(self.src_path)
+        self.tgt = self.src if self.tgt_path == self.src_path else _load(self.tgt_path)
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.GetPieceSize()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.GetPieceSize()
+
+    def encode_source(self, text: str) -> list[int]:
+        """Source ids ending with </s> (no <s>: the encoder needs no start marker)."""
+        return list(self.src.EncodeAsIds(text)) + [EOS_ID]
+
+    def encode_target(self, text: str) -> list[int]:
+        """Target ids without <s> or </s>; decoding adds them."""
+        return list(self.tgt.EncodeAsIds(text))
+
+    def source_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.src.IdToPiece(int(i)) for i in ids]
+
+    def target_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.tgt.IdToPiece(int(i)) for i in ids]
+
+    def decode_target(self, ids: Iterable[int]) -> str:
+        """Text of target ids, special tokens dropped."""
+        return self.tgt.DecodeIds([int(i) for i in ids if int(i) > EOS_ID])
+
+
+def train_sentencepiece(texts: Iterable[str], prefix: Path, vocab_size: int) -> Path:
+    """Train a unigram SentencePiece model on `texts`; writes PREFIX.model and returns its path."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    spm.SentencePieceTrainer.Train(
+        sentence_iterator=iter(texts),
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        input_sentence_size=1_000_000,
+        shuffle_input_sentence=True,
+        minloglevel=2,
+    )
+    (prefix.parent / f"{prefix.name}.vocab").unlink(missing_ok=True)  # the .model holds everything
+    return prefix.with_suffix(".model")

@@ -1,0 +1,230 @@
+"""The Trace: everything the app shows about one translation, as numpy arrays in a frozen dataclass.
+
+Numpy only (no torch, no Qt), so the GUI imports it freely. Layout, with S source pieces (ending
+with </s>), T decoder steps, L layers, H heads, k candidates:
+
+| field                  | shape        | meaning                                                       |
+|------------------------|--------------|---------------------------------------------------------------|
+| src_ids, src_pieces    | S            | source pieces as shown to the user                            |
+| tgt_ids, tgt_pieces    | T            | decoder input at each step: <s>, y1 … y(T-1)                  |
+| out_ids, out_pieces    | T            | the token chosen at each step: y1 … yT (yT is </s> normally)  |
+| enc_self               | L×H×S×S      | encoder self-attention; rows sum to 1                         |
+| dec_self               | L×H×T×T      | masked decoder self-attention; strictly upper triangle is 0   |
+| cross                  | L×H×T×S      | encoder–decoder attention; row t = what step t looked at      |
+| topk_ids, topk_probs   | T×k          | the k most probable next tokens at each step, best first      |
+| topk_pieces            | T×k          | their pieces                                                  |
+| positional             | S×d_model    | positional-encoding rows added to the source embeddings       |
+| qkv                    | name → array | optional: per attention, q/k/v/scores/z per head (see below)  |
+
+`qkv` keys are ``<encoder|decoder>.<layer>.<self_attn|cross_attn>.<what>`` with ``what`` one of
+query_input (Tq×d_model), key_input (Tk×d_model), q, k, v (H×T×d_k), scores (H×Tq×Tk, before
+scaling), z (H×Tq×d_k), output (Tq×d_model), plus ``encoder.embed`` and ``decoder.embed``.
+
+The JSON form (`to_json`) is one object: every scalar and list field by name, arrays as nested
+lists, ``"schema": "attention-studio-trace"`` and ``"schema_version"``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.files import write_atomic
+
+SCHEMA = "attention-studio-trace"
+SCHEMA_VERSION = 1
+ATTENTION_KINDS = ("enc_self", "dec_self", "cross")
+_ARRAY_FIELDS = (
+    "src_ids",
+    "tgt_ids",
+    "out_ids",
+    "enc_self",
+    "dec_self",
+    "cross",
+    "topk_ids",
+    "topk_probs",
+    "positional",
+)
+_LIST_FIELDS = ("src_pieces", "tgt_pieces", "out_pieces", "topk_pieces")
+_SCALAR_FIELDS = ("source_text", "translation", "model_name", "device", "decoding", "truncated")
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    source_text: str
+    translation: str
+    model_name: str
+    src_ids: np.ndarray
+    src_pieces: list[str]
+    tgt_ids: np.ndarray
+    tgt_pieces: list[str]
+    out_ids: np.ndarray
+    out_pieces: list[str]
+    enc_self: np.ndarray
+    dec_self: np.ndarray
+    cross: np.ndarray
+    topk_ids: np.ndarray
+    topk_probs: np.ndarray
+    topk_pieces: list[list[str]]
+    positional: np.ndarray
+    qkv: dict[str, np.ndarray] | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+    device: str = "cpu"
+    decoding: str = "greedy"
+    truncated: bool = False  # the source was cut to the model's maximum length
+
+    def __post_init__(self) -> None:
+        for name in _ARRAY_FIELDS:
+            getattr(self, name).setflags(write=False)
+        for array in (self.qkv or {}).values():
+            array.setflags(write=False)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError if the shapes disagree with the token counts."""
+        S, T = len(self.src_pieces), len(self.tgt_pieces)
+        L_enc, H = self.enc_self.shape[:2]
+        L_dec = self.dec_self.shape[0]
+        expected = {
+            "src_ids": (S,),
+            "tgt_ids": (T,),
+            "out_ids": (T,),
+            "enc_self": (L_enc, H, S, S),
+            "dec_self": (L_dec, H, T, T),
+            "cross": (L_dec, H, T, S),
+            "topk_ids": self.topk_probs.shape,
+            "positional": (S, self.positional.shape[1]),
+        }
+        for name, shape in expected.items():
+            if getattr(self, name).shape != shape:
+                raise ValueError(f"trace field {name} has shape {getattr(self, name).shape}, expected {shape}")
+        if len(self.out_pieces) != T or self.topk_probs.shape[0] != T or len(self.topk_pieces) != T:
+            raise ValueError("trace step fields disagree with the number of decoder steps")
+
+    # --- what the views ask for ---
+
+    @property
+    def n_layers(self) -> dict[str, int]:
+        return {"enc_self": self.enc_self.shape[0], "dec_self": self.dec_self.shape[0], "cross": self.cross.shape[0]}
+
+    @property
+    def n_heads(self) -> int:
+        return self.enc_self.shape[1]
+
+    def attention(self, kind: str) -> np.ndarray:
+        """L×H×queries×keys for kind 'enc_self', 'dec_self' or 'cross'."""
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"unknown attention kind {kind!r}; choose one of {ATTENTION_KINDS}")
+        return getattr(self, kind)
+
+    def axis_pieces(self, kind: str) -> tuple[list[str], list[str]]:
+        """(query pieces, key pieces) labelling the rows and columns of `kind`."""
+        return {
+            "enc_self": (self.src_pieces, self.src_pieces),
+            "dec_self": (self.tgt_pieces, self.tgt_pieces),
+            "cross": (self.tgt_pieces, self.src_pieces),
+        }[kind]
+
+    # --- files ---
+
+    def to_npz_bytes(self) -> bytes:
+        arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS}
+        for name, array in (self.qkv or {}).items():
+            arrays[f"qkv/{name}"] = array
+        meta = {name: getattr(self, name) for name in _SCALAR_FIELDS + _LIST_FIELDS}
+        meta.update(timings=self.timings, schema=SCHEMA, schema_version=SCHEMA_VERSION)
+        arrays["meta_json"] = np.array(json.dumps(meta, ensure_ascii=False))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_npz(cls, path: Path | str) -> Trace:
+        with np.load(path, allow_pickle=False) as data:
+            if "meta_json" not in data.files:
+                raise ValueError(f"{Path(path).name}: not an Attention Studio trace (no meta_json entry)")
+            meta = json.loads(str(data["meta_json"]))
+            _check_schema(meta)
+            arrays: dict[str, Any] = {name: data[name] for name in _ARRAY_FIELDS}
+            qkv = {key[4:]: data[key] for key in data.files if key.startswith("qkv/")} or None
+        return cls(**arrays, qkv=qkv, **_meta_fields(meta))
+
+    def to_json_dict(self) -> dict:
+        out: dict = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION}
+        out.update({name: getattr(self, name) for name in _SCALAR_FIELDS + _LIST_FIELDS})
+        out["timings"] = self.timings
+        out.update({name: getattr(self, name).tolist() for name in _ARRAY_FIELDS})
+        out["qkv"] = {k: v.tolist() for k, v in self.qkv.items()} if self.qkv else None
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Trace:
+        raw = json.loads(text)
+        _check_schema(raw)
+        dtypes = {"src_ids": np.int64, "tgt_ids": np.int64, "out_ids": np.int64, "topk_ids": np.int64}
+        arrays: dict[str, Any] = {
+            name: np.asarray(raw[name], dtype=dtypes.get(name, np.float32)) for name in _ARRAY_FIELDS
+        }
+        qkv = {k: np.asarray(v, dtype=np.float32) for k, v in raw["qkv"].items()} if raw.get("qkv") else None
+        return cls(**arrays, qkv=qkv, **_meta_fields(raw))
+
+    def save(self, path: Path | str) -> None:
+        """Write .npz or .json (by suffix) atomically: a temporary file renamed into place."""
+        path = Path(path)
+        if path.suffix == ".npz":
+            data = self.to_npz_bytes()
+        elif path.suffix == ".json":
+            data = self.to_json().encode("utf-8")
+        else:
+            raise ValueError(f"{path.name}: a trace is saved as .npz or .json")
+        write_atomic(path, data)
+
+    @classmethod
+    def load(cls, path: Path | str) -> Trace:
+        path = Path(path)
+        if path.suffix == ".json":
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        return cls.from_npz(path)
+
+    def equals(self, other: Trace) -> bool:
+        """Same tokens, texts and arrays (timings aside)."""
+        if not isinstance(other, Trace):
+            return False
+        for f in fields(self):
+            if f.name == "timings":
+                continue
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(a, np.ndarray):
+                if not (a.shape == b.shape and np.array_equal(a, b)):
+                    return False
+            elif f.name == "qkv":
+                if (a is None) != (b is None) or (
+                    a and (a.keys() != b.keys() or any(not np.array_equal(a[k], b[k]) for k in a))
+                ):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+
+def _check_schema(meta: dict) -> None:
+    if meta.get("schema") != SCHEMA:
+        raise ValueError(f"not an Attention Studio trace (schema is {meta.get('schema')!r})")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"trace schema version {meta.get('schema_version')} is not supported (expected {SCHEMA_VERSION})"
+        )
+
+
+def _meta_fields(meta: dict) -> dict[str, Any]:
+    out = {name: meta[name] for name in _SCALAR_FIELDS + _LIST_FIELDS}
+    out["timings"] = dict(meta.get("timings", {}))
+    return out

@@ -1,0 +1,354 @@
+"""Training: SentencePiece vocabulary, token-count batches, Adam with the paper's warm-up schedule,
+label smoothing, periodic dev BLEU, resumable checkpoints, optional bf16 autocast and DDP under torchrun.
+
+The shipped model directory (`--out`) always holds the best model by dev BLEU so far; the resumable
+training state (weights, Adam moments, progress) lives in `--checkpoint-dir`, as safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch.nn.parallel import DistributedDataParallel
+
+from engine.checkpoint import ModelInfo, save_model, unique_state
+from engine.files import write_atomic
+from engine.model import ModelConfig, Transformer
+from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_sentencepiece
+from engine.translator import translate_batch
+
+log = logging.getLogger(__name__)
+TOKENIZER_FILE = "spm.model"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    # data
+    train_path: Path
+    dev_path: Path
+    out_dir: Path
+    checkpoint_dir: Path
+    source_column: int = 0
+    target_column: int = 1
+    source_language: str = "fr"
+    target_language: str = "en"
+    spm_model: Path | None = None  # reuse this SentencePiece model instead of training one
+    vocab_size: int = 8000
+    # model
+    model: ModelConfig = ModelConfig(d_model=256, d_ff=1024, n_heads=8, n_encoder_layers=3, n_decoder_layers=3)
+    # optimisation
+    max_tokens: int = 3000  # per batch, counting the longer side × sentences
+    lr_factor: float = 1.0
+    warmup_steps: int = 1000
+    label_smoothing: float = 0.1
+    clip_norm: float = 1.0
+    bf16: bool = False
+    seed: int = 1
+    # stopping and bookkeeping
+    max_steps: int | None = None
+    epochs: int | None = None
+    time_budget_minutes: float | None = None
+    eval_every_steps: int = 1000
+    dev_sentences: int = 300
+    checkpoint_minutes: float = 5.0
+    resume: bool = False
+    threads: int | None = None
+    progress: bool = True
+
+
+def read_pairs(path: Path, source_column: int, target_column: int) -> list[tuple[str, str]]:
+    pairs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            columns = line.rstrip("\n").split("\t")
+            if len(columns) <= max(source_column, target_column):
+                raise ValueError(
+                    f"{path}:{number}: expected at least {max(source_column, target_column) + 1} tab-separated columns"
+                )
+            pairs.append((columns[source_column], columns[target_column]))
+    return pairs
+
+
+def encode_pairs(
+    tokenizer: Tokenizer, pairs: list[tuple[str, str]], max_positions: int
+) -> list[tuple[list[int], list[int]]]:
+    """Source ids (with </s>) and target ids (<s> … </s>); pairs too long for the model are dropped."""
+    encoded = []
+    for source, target in pairs:
+        src = tokenizer.encode_source(source)
+        tgt = [BOS_ID] + tokenizer.encode_target(target) + [EOS_ID]
+        if len(src) <= max_positions and len(tgt) <= max_positions:
+            encoded.append((src, tgt))
+    return encoded
+
+
+def make_batches(examples: list[tuple[list[int], list[int]]], max_tokens: int, seed: int) -> list[list[int]]:
+    """Indices grouped so that sentences × longest side ≤ max_tokens, similar lengths together, order shuffled."""
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)  # ties in length fall in a different order every epoch
+    order.sort(key=lambda i: (len(examples[i][0]), len(examples[i][1])))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order:
+        size = max(len(examples[i][0]), len(examples[i][1]))
+        if current and max(longest, size) * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    if current:
+        batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[tuple[list[int], list[int]]], indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    src_len = max(len(examples[i][0]) for i in indices)
+    tgt_len = max(len(examples[i][1]) for i in indices)
+    src = torch.full((len(indices), src_len), PAD_ID, dtype=torch.long)
+    tgt = torch.full((len(indices), tgt_len), PAD_ID, dtype=torch.long)
+    for row, i in enumerate(indices):
+        s, t = examples[i]
+        src[row, : len(s)] = torch.tensor(s)
+        tgt[row, : len(t)] = torch.tensor(t)
+    return src, tgt
+
+
+def batch_loss(
+    model: torch.nn.Module, src: torch.Tensor, tgt: torch.Tensor, label_smoothing: float, bf16: bool = False
+) -> torch.Tensor:
+    """Mean label-smoothed cross-entropy of predicting tgt[:, 1:] from src and tgt[:, :-1]."""
+    with torch.autocast(src.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(src, tgt[:, :-1])  # (B, T-1, V)
+    return F.cross_entropy(
+        logits.float().flatten(0, 1), tgt[:, 1:].flatten(), ignore_index=PAD_ID, label_smoothing=label_smoothing
+    )
+
+
+def noam_lr(step: int, d_model: int, factor: float, warmup: int) -> float:
+    """The paper's schedule: d_model^-0.5 · min(step^-0.5, step · warmup^-1.5), times `factor`."""
+    step = max(step, 1)
+    return factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+
+
+def dev_bleu(model: Transformer, tokenizer: Tokenizer, pairs: list[tuple[str, str]]) -> float:
+    import sacrebleu
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            hypotheses = translate_batch(model, tokenizer, [s for s, _ in pairs])
+    finally:
+        model.train(was_training)
+    return sacrebleu.corpus_bleu(hypotheses, [[t for _, t in pairs]]).score
+
+
+# --- resumable state: safetensors for tensors, JSON for the rest (never pickle) ---
+
+
+def save_training_state(directory: Path, model: Transformer, optimizer: torch.optim.Optimizer, progress: dict) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in unique_state(model).items()}
+    for i, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        state = optimizer.state.get(param)
+        if state:
+            tensors[f"adam.{i}.exp_avg"] = state["exp_avg"].detach().cpu().contiguous()
+            tensors[f"adam.{i}.exp_avg_sq"] = state["exp_avg_sq"].detach().cpu().contiguous()
+            progress = {**progress, "adam_step": float(state["step"])}
+    tmp = directory / ".state.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    os.replace(tmp, directory / "state.safetensors")
+    write_atomic(directory / "progress.json", json.dumps(progress, indent=2).encode())
+
+
+def load_training_state(directory: Path, model: Transformer, optimizer: torch.optim.Optimizer) -> dict:
+    progress = json.loads((directory / "progress.json").read_text())
+    tensors = load_file(str(directory / "state.safetensors"))
+    with torch.no_grad():
+        for name, target in unique_state(model).items():
+            target.copy_(tensors[f"model.{name}"])
+    for i, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        if f"adam.{i}.exp_avg" in tensors:
+            optimizer.state[param] = {
+                "step": torch.tensor(progress["adam_step"]),
+                "exp_avg": tensors[f"adam.{i}.exp_avg"].to(param.device),
+                "exp_avg_sq": tensors[f"adam.{i}.exp_avg_sq"].to(param.device),
+            }
+    return progress
+
+
+# --- the loop ---
+
+
+def prepare_tokenizer(options: TrainOptions, pairs: list[tuple[str, str]], rank: int) -> Path:
+    """Train (rank 0) or reuse the joint SentencePiece model; returns its path in the checkpoint dir."""
+    path = options.checkpoint_dir / TOKENIZER_FILE
+    if rank == 0 and not path.exists():
+        options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if options.spm_model is not None:
+            shutil.copyfile(options.spm_model, path)
+        else:
+            texts = [text for pair in pairs for text in pair]
+            train_sentencepiece(texts, options.checkpoint_dir / "spm", options.vocab_size)
+    if dist.is_initialized():
+        dist.barrier()
+    return path
+
+
+def export_model(model: Transformer, tokenizer_path: Path, options: TrainOptions, extra: dict) -> None:
+    info = ModelInfo(
+        name=options.out_dir.name,
+        source_language=options.source_language,
+        target_language=options.target_language,
+        source_tokenizer=TOKENIZER_FILE,
+        target_tokenizer=TOKENIZER_FILE,
+    )
+    save_model(model, options.out_dir, info, extra={"training": extra})
+    shutil.copyfile(tokenizer_path, options.out_dir / TOKENIZER_FILE)
+
+
+def train(options: TrainOptions) -> dict:
+    """Run training until a stopping rule fires; returns the final progress record."""
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(options.seed)
+
+    pairs = read_pairs(options.train_path, options.source_column, options.target_column)
+    dev_pairs = read_pairs(options.dev_path, options.source_column, options.target_column)[: options.dev_sentences]
+    tokenizer_path = prepare_tokenizer(options, pairs, rank)
+    tokenizer = Tokenizer(tokenizer_path)
+    cfg = replace(options.model, src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size)
+    examples = encode_pairs(tokenizer, pairs, cfg.max_positions)
+
+    model = Transformer(cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+    progress: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "batch_in_epoch": 0,
+        "elapsed_s": 0.0,
+        "best_bleu": -1.0,
+        "history": [],
+    }
+    if options.resume and (options.checkpoint_dir / "progress.json").exists():
+        progress = load_training_state(options.checkpoint_dir, model, optimizer)
+        log.info("resumed at step %d (epoch %d)", progress["step"], progress["epoch"])
+    trainable = DistributedDataParallel(model) if distributed else model
+    model.train()
+
+    started = time.monotonic() - progress["elapsed_s"]
+    last_checkpoint = time.monotonic()
+    budget_s = options.time_budget_minutes * 60 if options.time_budget_minutes else math.inf
+    bar = None
+    if options.progress and rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=options.max_steps, initial=progress["step"], unit="step", dynamic_ncols=True)
+    window_tokens, window_start = 0, time.monotonic()
+
+    def out_of_time() -> bool:
+        return time.monotonic() - started >= budget_s
+
+    def should_stop() -> bool:
+        return (
+            (options.max_steps is not None and progress["step"] >= options.max_steps)
+            or (options.epochs is not None and progress["epoch"] >= options.epochs)
+            or out_of_time()
+        )
+
+    def evaluate_and_export() -> None:
+        bleu = dev_bleu(model, tokenizer, dev_pairs)
+        progress["history"].append(
+            {
+                "step": progress["step"],
+                "epoch": progress["epoch"],
+                "dev_bleu": round(bleu, 2),
+                "elapsed_min": round((time.monotonic() - started) / 60, 1),
+            }
+        )
+        log.info("step %d: dev BLEU %.2f", progress["step"], bleu)
+        if bleu > progress["best_bleu"]:
+            progress["best_bleu"] = bleu
+            export_model(
+                model,
+                tokenizer_path,
+                options,
+                {
+                    "step": progress["step"],
+                    "dev_bleu": round(bleu, 2),
+                    "minutes": round((time.monotonic() - started) / 60, 1),
+                },
+            )
+
+    def checkpoint() -> None:
+        progress["elapsed_s"] = time.monotonic() - started
+        save_training_state(options.checkpoint_dir, model, optimizer, progress)
+
+    while not should_stop():
+        batches = make_batches(examples, options.max_tokens, options.seed + progress["epoch"])
+        batches = batches[: len(batches) - len(batches) % world][rank::world]  # equal share per process
+        while progress["batch_in_epoch"] < len(batches) and not should_stop():
+            src, tgt = collate(examples, batches[progress["batch_in_epoch"]])
+            src, tgt = src.to(device), tgt.to(device)
+            lr = noam_lr(progress["step"] + 1, cfg.d_model, options.lr_factor, options.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = batch_loss(trainable, src, tgt, options.label_smoothing, options.bf16)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_norm)
+            optimizer.step()
+            progress["step"] += 1
+            progress["batch_in_epoch"] += 1
+            progress["last_loss"] = loss.item()
+            window_tokens += int((tgt[:, 1:] != PAD_ID).sum()) * world
+            if bar is not None:
+                rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
+                left = budget_s - (time.monotonic() - started)
+                bar.set_postfix(
+                    loss=f"{progress['last_loss']:.3f}",
+                    tok_s=f"{rate:.0f}",
+                    epoch=progress["epoch"],
+                    left=f"{left / 60:.0f}m" if math.isfinite(left) else "-",
+                )
+                bar.update(1)
+            if rank == 0 and progress["step"] % options.eval_every_steps == 0:
+                evaluate_and_export()
+            if rank == 0 and time.monotonic() - last_checkpoint >= options.checkpoint_minutes * 60:
+                checkpoint()
+                last_checkpoint = time.monotonic()
+        if progress["batch_in_epoch"] >= len(batches):
+            progress["epoch"] += 1
+            progress["batch_in_epoch"] = 0
+    if rank == 0:
+        if not progress["history"] or progress["history"][-1]["step"] != progress["step"]:
+            evaluate_and_export()
+        checkpoint()
+    if bar is not None:
+        bar.close()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return progress

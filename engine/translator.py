@@ -1,0 +1,195 @@
+"""Text in, Trace out: tokenize → decode (no capture) → one forced pass with capture → numpy Trace.
+
+For greedy decoding, row t of a teacher-forced pass over the final output equals the attention of
+incremental step t, so the decode runs fast with the cache and capture costs a single extra pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.checkpoint import LoadedModel, load_model
+from engine.decoding import BeamResult, DecodingOptions, beam_search, forced_decode, greedy_decode
+from engine.model import ActivationCache, Transformer
+from engine.tokenizer import Tokenizer
+from engine.trace import Trace
+
+log = logging.getLogger(__name__)
+MAX_CHARS_PER_PIECE = 16  # SentencePiece's default longest piece: text beyond max_positions × this is cut unread
+
+
+class EmptyInputError(ValueError):
+    """Nothing to translate (empty or whitespace-only text)."""
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    # decoding
+    decoding: DecodingOptions = DecodingOptions()
+    forced_prefix: tuple[int, ...] = ()  # target ids the output must start with (the user forced them)
+    # capture
+    top_k: int = 5
+    with_qkv: bool = False
+
+
+@dataclass(frozen=True)
+class SourceIds:
+    ids: list[int]  # ends with </s>
+    truncated: bool
+
+
+def encode_source(tokenizer: Tokenizer, text: str, max_positions: int) -> SourceIds:
+    """Source ids cut to the model's maximum length (keeping the final </s>)."""
+    if not text.strip():
+        raise EmptyInputError("nothing to translate: the text is empty")
+    cut_text = text[: max_positions * MAX_CHARS_PER_PIECE]
+    ids = tokenizer.encode_source(cut_text)
+    truncated = len(cut_text) < len(text) or len(ids) > max_positions
+    if len(ids) > max_positions:
+        ids = ids[: max_positions - 1] + ids[-1:]
+    return SourceIds(ids, truncated)
+
+
+def pad_batch(rows: list[list[int]], pad_id: int, device: torch.device) -> torch.Tensor:
+    batch = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return batch.to(device)  # (B, longest)
+
+
+def translate_batch(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    texts: list[str],
+    options: DecodingOptions = DecodingOptions(),
+    batch_size: int = 64,
+) -> list[str]:
+    """Translations of many sentences in input order; empty text gives empty output.
+
+    Greedy decoding runs in batches of similar length; beam search runs one sentence at a time.
+    """
+    device = next(model.parameters()).device
+    results = [""] * len(texts)
+    sources = {i: encode_source(tokenizer, t, model.cfg.max_positions).ids for i, t in enumerate(texts) if t.strip()}
+    order = sorted(sources, key=lambda i: len(sources[i]))
+    for start in range(0, len(order), batch_size if options.beam_size == 1 else 1):
+        chunk = order[start : start + (batch_size if options.beam_size == 1 else 1)]
+        src = pad_batch([sources[i] for i in chunk], model.cfg.pad_id, device)
+        if options.beam_size == 1:
+            outputs = greedy_decode(model, src, options)
+        else:
+            outputs = [beam_search(model, src, options).hypotheses[0].tokens]
+        for i, ids in zip(chunk, outputs, strict=True):
+            results[i] = tokenizer.decode_target(ids)
+    return results
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+class Translator:
+    """A loaded model that turns text into Traces. Not thread-safe: one Translator per worker thread."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.cfg = loaded.model.cfg
+
+    @classmethod
+    def from_directory(cls, directory: Path | str, device: str = "auto") -> Translator:
+        return cls(load_model(directory, device))
+
+    @property
+    def name(self) -> str:
+        return self.loaded.info.name
+
+    @property
+    def device(self) -> torch.device:
+        return self.loaded.device
+
+    def source(self, text: str) -> SourceIds:
+        return encode_source(self.tokenizer, text, self.cfg.max_positions)
+
+    def translate(self, texts: list[str], options: DecodingOptions = DecodingOptions()) -> list[str]:
+        with torch.inference_mode():
+            return translate_batch(self.model, self.tokenizer, texts, options)
+
+    def beam(self, text: str, options: DecodingOptions) -> BeamResult:
+        src = pad_batch([self.source(text).ids], self.cfg.pad_id, self.device)
+        with torch.inference_mode():
+            return beam_search(self.model, src, options)
+
+    def trace(self, text: str, options: TraceOptions = TraceOptions()) -> Trace:
+        """Translate `text` and capture every attention map; raises EmptyInputError for blank text."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        source = self.source(text)
+        src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
+        timings["tokenize_ms"] = (time.perf_counter() - start) * 1000
+
+        mark = time.perf_counter()
+        with torch.inference_mode():
+            if options.decoding.beam_size > 1 and not options.forced_prefix:
+                tokens = beam_search(self.model, src, options.decoding).hypotheses[0].tokens
+                decoding = f"beam {options.decoding.beam_size}"
+            else:
+                tokens = greedy_decode(self.model, src, options.decoding, list(options.forced_prefix))[0]
+                decoding = "greedy" if not options.forced_prefix else f"forced prefix of {len(options.forced_prefix)}"
+        timings["decode_ms"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        trace = self.trace_of(text, source, tokens, options, decoding)
+        timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
+        timings["total_ms"] = (time.perf_counter() - start) * 1000
+        return replace(trace, timings=timings)
+
+    def trace_of(self, text: str, source: SourceIds, tokens: list[int], options: TraceOptions, decoding: str) -> Trace:
+        """The Trace of a given output `tokens` (y1 … yT): one teacher-forced pass with capture."""
+        src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
+        decoder_input = pad_batch([[self.cfg.bos_id] + tokens[:-1]], self.cfg.pad_id, self.device)  # (1, T)
+        capture = ActivationCache(with_qkv=options.with_qkv)
+        with torch.inference_mode():
+            log_probs = forced_decode(self.model, src, decoder_input, capture)[0]  # (T, V)
+            k = min(options.top_k, log_probs.size(-1))
+            top_log_probs, top_ids = log_probs.topk(k, dim=-1)  # (T, k)
+
+        def stack(stack_name: str, kind: str, n_layers: int) -> np.ndarray:
+            maps = [capture[f"{stack_name}.{i}.{kind}.weights"][0] for i in range(n_layers)]
+            return _to_numpy(torch.stack(maps))  # (L, H, queries, keys)
+
+        qkv = None
+        if options.with_qkv:
+            qkv = {name: _to_numpy(t[0]) for name, t in capture.tensors.items() if not name.endswith(".weights")}
+        decoder_ids = decoder_input[0].tolist()
+        top_ids_list = top_ids.tolist()
+        return Trace(
+            source_text=text,
+            translation=self.tokenizer.decode_target(tokens),
+            model_name=self.name,
+            src_ids=np.asarray(source.ids, dtype=np.int64),
+            src_pieces=self.tokenizer.source_pieces(source.ids),
+            tgt_ids=np.asarray(decoder_ids, dtype=np.int64),
+            tgt_pieces=self.tokenizer.target_pieces(decoder_ids),
+            out_ids=np.asarray(tokens, dtype=np.int64),
+            out_pieces=self.tokenizer.target_pieces(tokens),
+            enc_self=stack("encoder", "self_attn", self.cfg.n_encoder_layers),
+            dec_self=stack("decoder", "self_attn", self.cfg.n_decoder_layers),
+            cross=stack("decoder", "cross_attn", self.cfg.n_decoder_layers),
+            topk_ids=np.asarray(top_ids_list, dtype=np.int64),
+            topk_probs=_to_numpy(top_log_probs.exp()),
+            topk_pieces=[self.tokenizer.target_pieces(row) for row in top_ids_list],
+            positional=_to_numpy(self.model.positional[: len(source.ids)]),
+            qkv=qkv,
+            timings={},
+            device=str(self.device),
+            decoding=decoding,
+            truncated=source.truncated,
+        )
