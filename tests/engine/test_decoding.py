@@ -1,0 +1,134 @@
+"""Greedy, beam and forced decoding, and the Trace they produce."""
+
+import numpy as np
+import pytest
+import torch
+
+from engine.decoding import DecodingOptions, beam_search, greedy_decode
+from engine.translator import EmptyInputError, TraceOptions, Translator, pad_batch
+
+SENTENCES = ["Je suis étudiant.", "Le chien dort.", "Nous aimons le chat, tu es mon ami.", "Il mange."]
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_model_dir):
+    return Translator.from_directory(tiny_model_dir, "cpu")
+
+
+@pytest.fixture(scope="module")
+def prenorm_translator(tiny_prenorm_model_dir):
+    return Translator.from_directory(tiny_prenorm_model_dir, "cpu")
+
+
+def test_trace_maps_have_token_shapes_and_invariants(translator):
+    trace = translator.trace("Je suis étudiant.")
+    S, T = len(trace.src_pieces), len(trace.tgt_pieces)
+    L_enc, L_dec, H = 2, 3, 4
+    assert trace.enc_self.shape == (L_enc, H, S, S)
+    assert trace.dec_self.shape == (L_dec, H, T, T)
+    assert trace.cross.shape == (L_dec, H, T, S)
+    assert trace.positional.shape == (S, 32)
+    assert trace.src_pieces[-1] == "</s>" and trace.tgt_pieces[0] == "<s>"
+    assert trace.tgt_pieces[1:] == trace.out_pieces[:-1]  # step t's input is step t-1's choice
+    for kind in ("enc_self", "dec_self", "cross"):
+        np.testing.assert_allclose(trace.attention(kind).sum(-1), 1.0, atol=1e-5)
+    assert np.all(np.triu(trace.dec_self, k=1) == 0)
+    np.testing.assert_allclose(trace.topk_probs[:, 0], np.exp(np.log(trace.topk_probs[:, 0])))
+    assert np.all(np.diff(trace.topk_probs, axis=1) <= 0)  # best first
+    assert list(trace.topk_ids[:, 0]) == list(trace.out_ids)  # greedy takes the top candidate
+
+
+def test_incremental_step_attention_equals_forced_row(translator):
+    """The property the Trace relies on: greedy step t with the cache = row t of one forced pass."""
+    from engine.model import ActivationCache
+
+    model = translator.model
+    trace = translator.trace("Le chien dort.")
+    src = pad_batch([list(trace.src_ids)], 0, torch.device("cpu"))
+    memory, cache = model.encode(src), model.new_cache()
+    for t, token in enumerate(trace.tgt_ids):
+        capture = ActivationCache()
+        with torch.no_grad():
+            logits = model.decode(torch.tensor([[token]]), memory, src, capture, cache)
+        assert int(logits[0, -1].argmax()) == trace.out_ids[t]
+        for layer in range(3):
+            np.testing.assert_allclose(
+                capture[f"decoder.{layer}.cross_attn.weights"][0, :, 0].numpy(), trace.cross[layer, :, t], atol=1e-6
+            )
+            np.testing.assert_allclose(
+                capture[f"decoder.{layer}.self_attn.weights"][0, :, 0].numpy(),
+                trace.dec_self[layer, :, t, : t + 1],
+                atol=1e-6,
+            )
+
+
+@pytest.mark.parametrize("fixture", ["translator", "prenorm_translator"])
+def test_batched_translation_equals_one_by_one(fixture, request):
+    translator = request.getfixturevalue(fixture)
+    batched = translator.translate(SENTENCES)
+    one_by_one = [translator.translate([s])[0] for s in SENTENCES]
+    assert batched == one_by_one
+    assert batched == [translator.trace(s).translation for s in SENTENCES]
+
+
+def test_empty_lines_translate_to_empty_lines(translator):
+    out = translator.translate(["Bonjour.", "", "   ", "Salut."])
+    assert out[1] == out[2] == "" and len(out) == 4
+    with pytest.raises(EmptyInputError):
+        translator.trace("  \n ")
+
+
+def test_beam_one_equals_greedy(translator):
+    model = translator.model
+    for sentence in SENTENCES:
+        src = pad_batch([translator.source(sentence).ids], 0, torch.device("cpu"))
+        greedy = greedy_decode(model, src)[0]
+        beam = beam_search(model, src, DecodingOptions(beam_size=1))
+        assert beam.hypotheses[0].tokens == greedy
+
+
+def test_beam_hypotheses_are_ordered_by_score(translator):
+    result = translator.beam("Nous aimons le chat.", DecodingOptions(beam_size=4))
+    scores = [h.score for h in result.hypotheses]
+    assert len(scores) >= 2 and scores == sorted(scores, reverse=True)
+    assert len(result.steps) >= 1 and all(len(s.tokens) <= 4 for s in result.steps)
+
+
+def test_beam_search_never_scores_below_greedy_on_log_probability(translator):
+    """Beam 4 keeps the greedy path alive at every step, so its best raw log-probability is ≥ greedy's."""
+    options = DecodingOptions(beam_size=4, length_penalty=0.0)
+    for sentence in SENTENCES:
+        greedy_trace = translator.trace(sentence)
+        greedy_log_prob = float(np.log(greedy_trace.topk_probs[:, 0]).sum())
+        assert translator.beam(sentence, options).hypotheses[0].log_prob >= greedy_log_prob - 1e-4
+
+
+def test_forced_prefix_is_kept_and_decoding_continues(translator):
+    free = translator.trace("Je suis étudiant.")
+    forced_token = int(free.topk_ids[0, 1])  # the runner-up at the first step
+    forced = translator.trace("Je suis étudiant.", TraceOptions(forced_prefix=(forced_token,)))
+    assert forced.out_ids[0] == forced_token
+    assert forced.tgt_ids[1] == forced_token
+    assert not np.array_equal(forced.cross[:, :, 1:2], free.cross[:, :, 1:2])  # attention recomputed
+
+
+def test_long_text_is_cut_not_refused(translator):
+    trace = translator.trace("le chat " * 5000)
+    assert trace.truncated
+    assert len(trace.src_pieces) == translator.cfg.max_positions
+    assert trace.src_pieces[-1] == "</s>"
+    assert len(trace.tgt_pieces) <= translator.cfg.max_positions - 1
+
+
+def test_hostile_characters_translate(translator):
+    for text in ["\x00\x01", "🙂🙃", "שלום عالم", "e\u0301\u0301", "<b>{0}%s</b>", "a\nb\r\nc"]:
+        trace = translator.trace(text)
+        assert trace.enc_self.shape[-1] == len(trace.src_pieces)
+
+
+def test_qkv_capture_is_optional(translator):
+    assert translator.trace("Salut.").qkv is None
+    trace = translator.trace("Salut.", TraceOptions(with_qkv=True))
+    S = len(trace.src_pieces)
+    assert trace.qkv["encoder.0.self_attn.q"].shape == (4, S, 8)
+    assert trace.qkv["decoder.2.cross_attn.k"].shape == (4, S, 8)

@@ -1,0 +1,79 @@
+"""The Trace's files: .npz and JSON load back to an equal Trace; writes are atomic."""
+
+import json
+
+import numpy as np
+import pytest
+
+from engine.trace import Trace
+from engine.translator import TraceOptions, Translator
+
+
+@pytest.fixture(scope="module")
+def trace(tiny_model_dir):
+    return Translator.from_directory(tiny_model_dir, "cpu").trace("Je suis étudiant.", TraceOptions(with_qkv=True))
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_round_trip(trace, tmp_path, suffix):
+    path = tmp_path / f"trace{suffix}"
+    trace.save(path)
+    loaded = Trace.load(path)
+    assert loaded.equals(trace)
+    assert loaded.timings == trace.timings
+    assert loaded.src_pieces == trace.src_pieces
+
+
+def test_json_is_documented_and_plain(trace, tmp_path):
+    raw = json.loads(trace.to_json())
+    assert raw["schema"] == "attention-studio-trace" and raw["schema_version"] == 1
+    assert raw["src_pieces"][-1] == "</s>"
+    assert np.asarray(raw["cross"]).shape == trace.cross.shape
+
+
+def test_trace_is_read_only(trace):
+    with pytest.raises(ValueError):
+        trace.enc_self[0, 0, 0, 0] = 2.0
+    with pytest.raises(AttributeError):
+        trace.translation = "x"
+
+
+def test_shapes_are_validated(trace):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="cross"):
+        replace(trace, cross=np.zeros((1, 1, 1, 1), dtype=np.float32))
+
+
+def test_unwritable_path_leaves_no_file(trace, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(OSError):
+        trace.save(blocker / "t.npz")  # a path under a regular file cannot be written, even by root
+    assert blocker.read_text() == "x"
+
+
+def test_full_disk_leaves_no_partial_file(trace, tmp_path, monkeypatch):
+    import errno
+
+    import engine.files
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(engine.files.os, "fsync", no_space)
+    with pytest.raises(OSError, match="No space"):
+        trace.save(tmp_path / "t.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_fails_cleanly(trace, tmp_path):
+    with pytest.raises(OSError):
+        trace.save(tmp_path / "no" / "such" / "t.npz")
+    assert not (tmp_path / "no").exists()
+
+
+def test_foreign_npz_is_refused(tmp_path):
+    np.savez(tmp_path / "other.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not an Attention Studio trace"):
+        Trace.load(tmp_path / "other.npz")
