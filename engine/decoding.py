@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from engine.model import ActivationCache, Transformer
+from engine.model import ActivationCache, DecoderCache, Transformer
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,80 @@ def greedy_decode(
     limits = torch.tensor([options.max_length(n, cfg.max_positions) for n in lengths], device=src.device)
     prefix = list(prefix or [])
     memory = model.encode(src)
-    cache = model.new_cache()
     generated = torch.tensor(prefix, dtype=torch.long, device=src.device).view(1, -1).expand(B, -1)  # (B, P)
-    finished = (generated.size(1) >= limits) | bool(cfg.eos_id in prefix)
     inputs = torch.tensor([[cfg.bos_id] + prefix], device=src.device).expand(B, -1)  # (B, 1 + P)
+    generated = _greedy_loop(model, src, memory, model.new_cache(), generated, inputs, limits)
+    return [_strip(row, cfg.pad_id, cfg.eos_id) for row in generated.tolist()]
+
+
+def _greedy_loop(
+    model: Transformer,
+    src: Tensor,
+    memory: Tensor,
+    cache: DecoderCache,
+    generated: Tensor,
+    inputs: Tensor,
+    limits: Tensor,
+) -> Tensor:
+    """Extend `generated` (B, P) greedily; `inputs` are the positions the cache does not hold yet."""
+    eos = model.cfg.eos_id
+    finished = (generated.size(1) >= limits) | (generated == eos).any(dim=1)
     while not finished.all():
         logits = model.decode(inputs, memory, src, cache=cache)[:, -1]  # (B, V)
-        chosen = logits.argmax(dim=-1).masked_fill(finished, cfg.pad_id)
+        chosen = logits.argmax(dim=-1).masked_fill(finished, model.cfg.pad_id)
         generated = torch.cat([generated, chosen[:, None]], dim=1)  # (B, t + 1)
-        finished |= (chosen == cfg.eos_id) | (generated.size(1) >= limits)
+        finished |= (chosen == eos) | (generated.size(1) >= limits)
         inputs = chosen[:, None]  # the cache holds everything before
-    return [_strip(row, cfg.pad_id, cfg.eos_id) for row in generated.tolist()]
+    return generated
+
+
+@dataclass(frozen=True)
+class DraftResult:
+    tokens: list[int]  # identical to greedy_decode's output
+    accepted: int  # how many draft tokens the check pass confirmed
+    decoder_passes: int  # decoder forward calls spent (a full greedy decode spends one per token)
+    confirmed_log_probs: Tensor | None  # (T, V) when the check pass covered exactly the output, else None
+
+
+@torch.no_grad()
+def greedy_from_draft(
+    model: Transformer,
+    src: Tensor,
+    draft: list[int],
+    options: DecodingOptions = DecodingOptions(),
+    capture: ActivationCache | None = None,
+) -> DraftResult:
+    """Greedy decoding of one sentence src (1, S), using a previous output as a draft.
+
+    One teacher-forced pass over the draft gives the model's argmax at every position; the longest
+    prefix where it agrees with the draft is kept, and greedy decoding resumes at the first
+    disagreement from the cache of that pass. When the whole draft is confirmed, that single pass
+    is also the trace's forced pass: `capture` then holds its maps and `confirmed_log_probs` its
+    outputs.
+    """
+    cfg = model.cfg
+    limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions)
+    draft = [int(t) for t in draft[:limit]]
+    complete = bool(draft) and (draft[-1] == cfg.eos_id or len(draft) >= limit)
+    # a complete draft needs no prediction after its last token; an open one needs one more
+    inputs = ([cfg.bos_id] + draft)[: len(draft) if complete else len(draft) + 1]
+    memory = model.encode(src, capture)
+    cache = model.new_cache()
+    logits = model.decode(torch.tensor([inputs], device=src.device), memory, src, capture, cache)[0]  # (n, V)
+    predicted = logits.argmax(dim=-1).tolist()
+    accepted = 0
+    while accepted < len(draft) and accepted < len(predicted) and predicted[accepted] == draft[accepted]:
+        accepted += 1
+    if complete and accepted == len(draft):
+        return DraftResult(draft, accepted, 1, logits.log_softmax(dim=-1))
+    cache.truncate(accepted + 1)  # keep <s> and the confirmed tokens
+    generated = torch.tensor([draft[:accepted] + [predicted[accepted]]], device=src.device)  # (1, accepted + 1)
+    before = generated.size(1)
+    generated = _greedy_loop(
+        model, src, memory, cache, generated, generated[:, -1:], torch.tensor([limit], device=src.device)
+    )
+    tokens = _strip(generated[0].tolist(), cfg.pad_id, cfg.eos_id)
+    return DraftResult(tokens, accepted, 1 + generated.size(1) - before, None)
 
 
 def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:

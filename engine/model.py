@@ -144,6 +144,12 @@ class DecoderCache:
         k = self.self_attn[0].k
         return 0 if k is None else k.size(2)
 
+    def truncate(self, length: int) -> None:
+        """Forget every target position from `length` on (a draft was rejected there)."""
+        for slot in self.self_attn:
+            if slot.k is not None and slot.v is not None:
+                slot.k, slot.v = slot.k[:, :, :length], slot.v[:, :, :length]  # (B, H, length, d_k)
+
     def reorder(self, index: Tensor) -> None:
         """Keep the batch rows in `index` (beam search picks which hypotheses survive)."""
         for slot in self.self_attn + self.cross_attn:

@@ -51,7 +51,7 @@ _ARRAY_FIELDS = (
     "positional",
 )
 _LIST_FIELDS = ("src_pieces", "tgt_pieces", "out_pieces", "topk_pieces")
-_SCALAR_FIELDS = ("source_text", "translation", "model_name", "device", "decoding", "truncated")
+_SCALAR_FIELDS = ("source_text", "translation", "model_name", "device", "decoding", "truncated", "decoder_passes")
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +77,7 @@ class Trace:
     device: str = "cpu"
     decoding: str = "greedy"
     truncated: bool = False  # the source was cut to the model's maximum length
+    decoder_passes: int = 0  # decoder forward calls this trace cost (decode + capture)
 
     def __post_init__(self) -> None:
         for name in _ARRAY_FIELDS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +16,14 @@ import numpy as np
 import torch
 
 from engine.checkpoint import LoadedModel, load_model
-from engine.decoding import BeamResult, DecodingOptions, beam_search, forced_decode, greedy_decode
+from engine.decoding import (
+    BeamResult,
+    DecodingOptions,
+    beam_search,
+    forced_decode,
+    greedy_decode,
+    greedy_from_draft,
+)
 from engine.model import ActivationCache, Transformer
 from engine.tokenizer import Tokenizer
 from engine.trace import Trace
@@ -127,8 +135,12 @@ class Translator:
         with torch.inference_mode():
             return beam_search(self.model, src, options)
 
-    def trace(self, text: str, options: TraceOptions = TraceOptions()) -> Trace:
-        """Translate `text` and capture every attention map; raises EmptyInputError for blank text."""
+    def trace(self, text: str, options: TraceOptions = TraceOptions(), draft: Sequence[int] | None = None) -> Trace:
+        """Translate `text` and capture every attention map; raises EmptyInputError for blank text.
+
+        `draft`, the previous output while the user types, lets greedy decoding confirm what is
+        still right in one pass instead of one pass per token; the result is the same.
+        """
         timings: dict[str, float] = {}
         start = time.perf_counter()
         source = self.source(text)
@@ -136,30 +148,54 @@ class Translator:
         timings["tokenize_ms"] = (time.perf_counter() - start) * 1000
 
         mark = time.perf_counter()
+        capture = ActivationCache(with_qkv=options.with_qkv)
+        confirmed = None
         with torch.inference_mode():
             if options.decoding.beam_size > 1 and not options.forced_prefix:
-                tokens = beam_search(self.model, src, options.decoding).hypotheses[0].tokens
+                beam = beam_search(self.model, src, options.decoding)
+                tokens, passes = beam.hypotheses[0].tokens, len(beam.steps)
                 decoding = f"beam {options.decoding.beam_size}"
+            elif draft is not None and not options.forced_prefix:
+                result = greedy_from_draft(self.model, src, list(draft), options.decoding, capture)
+                tokens, confirmed, passes = result.tokens, result.confirmed_log_probs, result.decoder_passes
+                decoding = "greedy"
             else:
                 tokens = greedy_decode(self.model, src, options.decoding, list(options.forced_prefix))[0]
                 decoding = "greedy" if not options.forced_prefix else f"forced prefix of {len(options.forced_prefix)}"
+                passes = len(tokens) - len(options.forced_prefix)
         timings["decode_ms"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        trace = self.trace_of(text, source, tokens, options, decoding)
+        if confirmed is None:  # the draft pass did not cover the output: capture in a forced pass
+            capture = ActivationCache(with_qkv=options.with_qkv)
+            with torch.inference_mode():
+                confirmed = self.forced_pass(source, tokens, capture)
+            passes += 1
+        trace = self.build_trace(text, source, tokens, capture, confirmed, options, decoding)
         timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
         timings["total_ms"] = (time.perf_counter() - start) * 1000
-        return replace(trace, timings=timings)
+        return replace(trace, timings=timings, decoder_passes=passes)
 
-    def trace_of(self, text: str, source: SourceIds, tokens: list[int], options: TraceOptions, decoding: str) -> Trace:
-        """The Trace of a given output `tokens` (y1 … yT): one teacher-forced pass with capture."""
+    def forced_pass(self, source: SourceIds, tokens: list[int], capture: ActivationCache) -> torch.Tensor:
+        """Log-probabilities (T, V) of a teacher-forced pass over output `tokens`, maps into `capture`."""
         src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
         decoder_input = pad_batch([[self.cfg.bos_id] + tokens[:-1]], self.cfg.pad_id, self.device)  # (1, T)
-        capture = ActivationCache(with_qkv=options.with_qkv)
-        with torch.inference_mode():
-            log_probs = forced_decode(self.model, src, decoder_input, capture)[0]  # (T, V)
-            k = min(options.top_k, log_probs.size(-1))
-            top_log_probs, top_ids = log_probs.topk(k, dim=-1)  # (T, k)
+        return forced_decode(self.model, src, decoder_input, capture)[0]
+
+    def build_trace(
+        self,
+        text: str,
+        source: SourceIds,
+        tokens: list[int],
+        capture: ActivationCache,
+        log_probs: torch.Tensor,
+        options: TraceOptions,
+        decoding: str,
+    ) -> Trace:
+        """The Trace of output `tokens` (y1 … yT) from a forced pass's maps and log-probabilities (T, V)."""
+        k = min(options.top_k, log_probs.size(-1))
+        top_log_probs, top_ids = log_probs.topk(k, dim=-1)  # (T, k)
+        decoder_ids = [self.cfg.bos_id] + tokens[:-1]
 
         def stack(stack_name: str, kind: str, n_layers: int) -> np.ndarray:
             maps = [capture[f"{stack_name}.{i}.{kind}.weights"][0] for i in range(n_layers)]
@@ -168,7 +204,6 @@ class Translator:
         qkv = None
         if options.with_qkv:
             qkv = {name: _to_numpy(t[0]) for name, t in capture.tensors.items() if not name.endswith(".weights")}
-        decoder_ids = decoder_input[0].tolist()
         top_ids_list = top_ids.tolist()
         return Trace(
             source_text=text,

@@ -1,5 +1,7 @@
 """Greedy, beam and forced decoding, and the Trace they produce."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,35 @@ def test_qkv_capture_is_optional(translator):
     S = len(trace.src_pieces)
     assert trace.qkv["encoder.0.self_attn.q"].shape == (4, S, 8)
     assert trace.qkv["decoder.2.cross_attn.k"].shape == (4, S, 8)
+
+
+def test_draft_decoding_equals_plain_greedy(translator):
+    """Whatever the draft — right, wrong, short, long, empty — the output is plain greedy's."""
+    eos = translator.cfg.eos_id
+    for sentence in SENTENCES:
+        plain = translator.trace(sentence)
+        right = list(plain.out_ids)
+        drafts = [right, right[:3], right[:3] + [7, 8, 9], [7] + right[1:], [], right[:-1], right + [5, eos], [eos]]
+        for draft in drafts:
+            incremental = translator.trace(sentence, draft=draft)
+            assert list(incremental.out_ids) == right, (sentence, draft)
+            for kind in ("enc_self", "dec_self", "cross"):
+                np.testing.assert_allclose(incremental.attention(kind), plain.attention(kind), atol=1e-5)
+            np.testing.assert_allclose(incremental.topk_probs, plain.topk_probs, atol=1e-5)
+
+
+def test_a_confirmed_draft_costs_one_decoder_pass(translator):
+    """A draft that is complete (here: it reaches the length limit) and right needs one pass."""
+    options = TraceOptions(decoding=DecodingOptions(max_len_a=0, max_len_b=6))
+    sentence = SENTENCES[0]
+    plain = translator.trace(sentence, options)
+    assert len(plain.out_ids) == 6 and plain.decoder_passes == 6 + 1
+    again = translator.trace(sentence, options, draft=list(plain.out_ids))
+    assert again.decoder_passes == 1
+    assert again.equals(replace(plain, timings=again.timings, decoder_passes=1))
+    wrong = list(plain.out_ids)
+    wrong[4] = 7 if wrong[4] != 7 else 8
+    repaired = translator.trace(sentence, options, draft=wrong)
+    assert list(repaired.out_ids) == list(plain.out_ids)
+    # the check pass already yields token 5 (where the draft was wrong), so one greedy step is left
+    assert repaired.decoder_passes == 1 + 1 + 1  # check pass, one greedy step, forced pass
