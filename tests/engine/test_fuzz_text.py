@@ -1,0 +1,64 @@
+"""Property-based fuzzing of the engine with hostile text: it never raises anything but
+EmptyInputError for blank text, and every map's shape agrees with the tokens."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.translator import EmptyInputError, Translator
+
+HOSTILE = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t\n",
+        "\x00",
+        "\u200b",
+        "\u202e",
+        "e\u0301",
+        "🙂",
+        "👩‍👩‍👧",
+        "שלום",
+        "مرحبا",
+        "<script>",
+        "{0}",
+        "%s",
+        "${x}",
+        "\r\n",
+        "\ufeff",
+        "\U0010ffff",
+        "ǅ",
+        "ﬁ",
+        "Ⅻ",
+    ]
+)
+TEXT = st.lists(st.one_of(HOSTILE, st.text(max_size=12)), max_size=8).map("".join)
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_model_dir):
+    return Translator.from_directory(tiny_model_dir, "cpu")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXT)
+def test_any_text_gives_a_consistent_trace_or_a_clear_refusal(translator, text):
+    try:
+        trace = translator.trace(text)
+    except EmptyInputError:
+        assert not text.strip()
+        return
+    S, T = len(trace.src_pieces), len(trace.tgt_pieces)
+    assert trace.enc_self.shape[2:] == (S, S)
+    assert trace.dec_self.shape[2:] == (T, T)
+    assert trace.cross.shape[2:] == (T, S)
+    assert trace.src_pieces[-1] == "</s>"
+    assert isinstance(trace.translation, str)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=1, max_size=3).filter(str.strip), repeat=st.integers(3000, 6000))
+def test_huge_text_is_cut_with_a_notice(translator, text, repeat):
+    trace = translator.trace(text * repeat)
+    assert trace.truncated
+    assert len(trace.src_pieces) <= translator.cfg.max_positions
