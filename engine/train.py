@@ -223,132 +223,148 @@ def export_model(model: Transformer, tokenizer_path: Path, options: TrainOptions
     shutil.copyfile(tokenizer_path, options.out_dir / TOKENIZER_FILE)
 
 
-def train(options: TrainOptions) -> dict:
-    """Run training until a stopping rule fires; returns the final progress record."""
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = dist.get_rank() if distributed else 0
-    world = dist.get_world_size() if distributed else 1
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(options.seed)
+class Trainer:
+    """One training run: data, model, optimiser and progress record; `run()` loops until a stopping rule fires."""
 
-    pairs = read_pairs(options.train_path, options.source_column, options.target_column)
-    dev_pairs = read_pairs(options.dev_path, options.source_column, options.target_column)[: options.dev_sentences]
-    tokenizer_path = prepare_tokenizer(options, pairs, rank)
-    tokenizer = Tokenizer(tokenizer_path)
-    cfg = replace(options.model, src_vocab_size=tokenizer.src_vocab_size, tgt_vocab_size=tokenizer.tgt_vocab_size)
-    examples = encode_pairs(tokenizer, pairs, cfg.max_positions)
+    def __init__(self, options: TrainOptions) -> None:
+        self.options = options
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
+        torch.manual_seed(options.seed)
 
-    model = Transformer(cfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
-    progress: dict[str, Any] = {
-        "step": 0,
-        "epoch": 0,
-        "batch_in_epoch": 0,
-        "elapsed_s": 0.0,
-        "best_bleu": -1.0,
-        "history": [],
-    }
-    if options.resume and (options.checkpoint_dir / "progress.json").exists():
-        progress = load_training_state(options.checkpoint_dir, model, optimizer)
-        log.info("resumed at step %d (epoch %d)", progress["step"], progress["epoch"])
-    trainable = DistributedDataParallel(model) if distributed else model
-    model.train()
+        pairs = read_pairs(options.train_path, options.source_column, options.target_column)
+        self.dev_pairs = read_pairs(options.dev_path, options.source_column, options.target_column)
+        self.dev_pairs = self.dev_pairs[: options.dev_sentences]
+        self.tokenizer_path = prepare_tokenizer(options, pairs, self.rank)
+        self.tokenizer = Tokenizer(self.tokenizer_path)
+        self.cfg = replace(
+            options.model, src_vocab_size=self.tokenizer.src_vocab_size, tgt_vocab_size=self.tokenizer.tgt_vocab_size
+        )
+        self.examples = encode_pairs(self.tokenizer, pairs, self.cfg.max_positions)
 
-    started = time.monotonic() - progress["elapsed_s"]
-    last_checkpoint = time.monotonic()
-    budget_s = options.time_budget_minutes * 60 if options.time_budget_minutes else math.inf
-    bar = None
-    if options.progress and rank == 0:
-        from tqdm import tqdm
+        self.model = Transformer(self.cfg).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+        self.progress: dict[str, Any] = {
+            "step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed_s": 0.0, "best_bleu": -1.0, "history": [],
+        }  # fmt: skip
+        if options.resume and (options.checkpoint_dir / "progress.json").exists():
+            self.progress = load_training_state(options.checkpoint_dir, self.model, self.optimizer)
+            log.info("resumed at step %d (epoch %d)", self.progress["step"], self.progress["epoch"])
+        self.trainable = DistributedDataParallel(self.model) if self.distributed else self.model
+        self.started = time.monotonic() - self.progress["elapsed_s"]
+        budget = options.time_budget_minutes
+        self.budget_s = budget * 60 if budget else math.inf
+        self.bar = None
+        if options.progress and self.rank == 0:
+            from tqdm import tqdm
 
-        bar = tqdm(total=options.max_steps, initial=progress["step"], unit="step", dynamic_ncols=True)
-    window_tokens, window_start = 0, time.monotonic()
+            self.bar = tqdm(total=options.max_steps, initial=self.progress["step"], unit="step", dynamic_ncols=True)
+        self.window_tokens, self.window_start = 0, time.monotonic()
 
-    def out_of_time() -> bool:
-        return time.monotonic() - started >= budget_s
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
-    def should_stop() -> bool:
+    def should_stop(self) -> bool:
+        options, progress = self.options, self.progress
         return (
             (options.max_steps is not None and progress["step"] >= options.max_steps)
             or (options.epochs is not None and progress["epoch"] >= options.epochs)
-            or out_of_time()
+            or self.elapsed() >= self.budget_s
         )
 
-    def evaluate_and_export() -> None:
-        bleu = dev_bleu(model, tokenizer, dev_pairs)
-        progress["history"].append(
-            {
-                "step": progress["step"],
-                "epoch": progress["epoch"],
-                "dev_bleu": round(bleu, 2),
-                "elapsed_min": round((time.monotonic() - started) / 60, 1),
-            }
+    def train_step(self, batch: list[int]) -> None:
+        src, tgt = (t.to(self.device) for t in collate(self.examples, batch))
+        options = self.options
+        lr = noam_lr(self.progress["step"] + 1, self.cfg.d_model, options.lr_factor, options.warmup_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = batch_loss(self.trainable, src, tgt, options.label_smoothing, options.bf16)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), options.clip_norm)
+        self.optimizer.step()
+        self.progress["step"] += 1
+        self.progress["batch_in_epoch"] += 1
+        self.progress["last_loss"] = loss.item()
+        self.window_tokens += int((tgt[:, 1:] != PAD_ID).sum()) * self.world
+
+    def show_progress(self) -> None:
+        if self.bar is None:
+            return
+        rate = self.window_tokens / max(time.monotonic() - self.window_start, 1e-9)
+        left = self.budget_s - self.elapsed()
+        self.bar.set_postfix(
+            loss=f"{self.progress['last_loss']:.3f}",
+            tok_s=f"{rate:.0f}",
+            epoch=self.progress["epoch"],
+            left=f"{left / 60:.0f}m" if math.isfinite(left) else "-",
         )
-        log.info("step %d: dev BLEU %.2f", progress["step"], bleu)
-        if bleu > progress["best_bleu"]:
-            progress["best_bleu"] = bleu
+        self.bar.update(1)
+
+    def evaluate_and_export(self) -> None:
+        """Dev BLEU now; the model directory is rewritten whenever the score is the best so far."""
+        bleu = dev_bleu(self.model, self.tokenizer, self.dev_pairs)
+        record = {
+            "step": self.progress["step"],
+            "epoch": self.progress["epoch"],
+            "dev_bleu": round(bleu, 2),
+            "elapsed_min": round(self.elapsed() / 60, 1),
+        }
+        self.progress["history"].append(record)
+        log.info("step %d: dev BLEU %.2f", self.progress["step"], bleu)
+        if bleu > self.progress["best_bleu"]:
+            self.progress["best_bleu"] = bleu
             export_model(
-                model,
-                tokenizer_path,
-                options,
-                {
-                    "step": progress["step"],
-                    "dev_bleu": round(bleu, 2),
-                    "minutes": round((time.monotonic() - started) / 60, 1),
-                },
+                self.model,
+                self.tokenizer_path,
+                self.options,
+                {k: record[k] for k in ("step", "dev_bleu", "elapsed_min")},
             )
 
-    def checkpoint() -> None:
-        progress["elapsed_s"] = time.monotonic() - started
-        save_training_state(options.checkpoint_dir, model, optimizer, progress)
+    def checkpoint(self) -> None:
+        self.progress["elapsed_s"] = self.elapsed()
+        save_training_state(self.options.checkpoint_dir, self.model, self.optimizer, self.progress)
 
-    while not should_stop():
-        batches = make_batches(examples, options.max_tokens, options.seed + progress["epoch"])
-        batches = batches[: len(batches) - len(batches) % world][rank::world]  # equal share per process
-        while progress["batch_in_epoch"] < len(batches) and not should_stop():
-            src, tgt = collate(examples, batches[progress["batch_in_epoch"]])
-            src, tgt = src.to(device), tgt.to(device)
-            lr = noam_lr(progress["step"] + 1, cfg.d_model, options.lr_factor, options.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = batch_loss(trainable, src, tgt, options.label_smoothing, options.bf16)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), options.clip_norm)
-            optimizer.step()
-            progress["step"] += 1
-            progress["batch_in_epoch"] += 1
-            progress["last_loss"] = loss.item()
-            window_tokens += int((tgt[:, 1:] != PAD_ID).sum()) * world
-            if bar is not None:
-                rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
-                left = budget_s - (time.monotonic() - started)
-                bar.set_postfix(
-                    loss=f"{progress['last_loss']:.3f}",
-                    tok_s=f"{rate:.0f}",
-                    epoch=progress["epoch"],
-                    left=f"{left / 60:.0f}m" if math.isfinite(left) else "-",
-                )
-                bar.update(1)
-            if rank == 0 and progress["step"] % options.eval_every_steps == 0:
-                evaluate_and_export()
-            if rank == 0 and time.monotonic() - last_checkpoint >= options.checkpoint_minutes * 60:
-                checkpoint()
-                last_checkpoint = time.monotonic()
-        if progress["batch_in_epoch"] >= len(batches):
-            progress["epoch"] += 1
-            progress["batch_in_epoch"] = 0
-    if rank == 0:
-        if not progress["history"] or progress["history"][-1]["step"] != progress["step"]:
-            evaluate_and_export()
-        checkpoint()
-    if bar is not None:
-        bar.close()
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
-    return progress
+    def run(self) -> dict:
+        options, progress = self.options, self.progress
+        self.model.train()
+        last_checkpoint = time.monotonic()
+        while not self.should_stop():
+            batches = make_batches(self.examples, options.max_tokens, options.seed + progress["epoch"])
+            batches = batches[: len(batches) - len(batches) % self.world][self.rank :: self.world]  # equal shares
+            while progress["batch_in_epoch"] < len(batches) and not self.should_stop():
+                self.train_step(batches[progress["batch_in_epoch"]])
+                self.show_progress()
+                if self.rank == 0 and progress["step"] % options.eval_every_steps == 0:
+                    self.evaluate_and_export()
+                if self.rank == 0 and time.monotonic() - last_checkpoint >= options.checkpoint_minutes * 60:
+                    self.checkpoint()
+                    last_checkpoint = time.monotonic()
+            if progress["batch_in_epoch"] >= len(batches):
+                progress["epoch"] += 1
+                progress["batch_in_epoch"] = 0
+        if self.rank == 0:
+            if not progress["history"] or progress["history"][-1]["step"] != progress["step"]:
+                self.evaluate_and_export()
+            self.checkpoint()
+        self.close()
+        return progress
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.distributed:
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def train(options: TrainOptions) -> dict:
+    """Run training until a stopping rule fires; returns the final progress record."""
+    return Trainer(options).run()
