@@ -1,0 +1,395 @@
+"""Headless export of attention figures and trace data: the logic behind `python main.py export`.
+
+    export "Je suis étudiant." --kind cross --layer 2 --head 5 --out fig.pdf
+    export --batch sentences.txt --out-dir figures/ --what grid --kind enc_self
+
+Layers, heads and steps are numbered from 1 on the command line, as in the figures' titles
+("layer 2/3"); the figure functions in engine.figures take 0-based indices.
+
+Batch mode writes one figure per non-empty line, named by line number (``007-head.png`` for line 7),
+and one ``traces.npz`` holding every trace; see `save_batch_traces` for its layout and
+`load_batch_traces` to read it back. Only this module's `run_export` prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from engine.files import write_atomic
+from engine.trace import ATTENTION_KINDS, Trace
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "resources" / "models" / "fr-en"
+WHATS = ("head", "grid", "positional", "step")
+FORMATS = ("png", "svg", "pdf")
+BATCH_SCHEMA = "attention-studio-trace-batch"
+BATCH_SCHEMA_VERSION = 1
+LAYER_STACK = {"enc_self": "encoder", "dec_self": "decoder", "cross": "decoder"}
+
+
+class UsageError(Exception):
+    """A command line asking for something that does not exist; str() is the one-line message."""
+
+
+class RuntimeFailure(Exception):
+    """A model that does not load or a file that cannot be read or written."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to draw, 0-based; `layer` None means the last layer, `head` may be 'average'."""
+
+    what: str
+    kind: str
+    layer: int | None
+    head: int | Literal["average"]
+    step: int
+
+
+# --- command line ---
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The export options, for `python main.py export` or any other parser."""
+    parser.add_argument("text", nargs="?", help="the sentence to translate and draw (or use --batch)")
+    parser.add_argument("--batch", type=Path, metavar="FILE", help="one sentence per line ('-' for stdin)")
+    parser.add_argument(
+        "--what",
+        choices=WHATS,
+        default="head",
+        help="head: one map (default); grid: every layer and head of --kind; positional: the positional "
+        "encodings; step: one decoder step's candidates and attention rows (--step, --layer, --head)",
+    )
+    parser.add_argument("--kind", choices=ATTENTION_KINDS, default="cross", help="which attention (default: cross)")
+    parser.add_argument("--layer", type=int, help="layer, numbered from 1 (default: the last layer)")
+    parser.add_argument(
+        "--head", default="average", help="head, numbered from 1, or 'average' for the mean over heads (default)"
+    )
+    parser.add_argument("--step", type=int, default=1, help="decoder step for --what step, numbered from 1")
+    parser.add_argument("--format", choices=FORMATS, help="figure format (default: from --out's suffix, else png)")
+    parser.add_argument("--out", type=Path, help="figure file (default: attention-WHAT.FORMAT)")
+    parser.add_argument("--out-dir", type=Path, help="folder for --batch figures (created if missing)")
+    parser.add_argument("--trace", type=Path, help="also save the trace data: .npz or .json (batch: one .npz)")
+    parser.add_argument("--dpi", type=float, help="PNG resolution in dots per inch (default 200)")
+    parser.add_argument("--width", type=int, help="PNG width in pixels (the figure scales to fit)")
+    parser.add_argument("--height", type=int, help="PNG height in pixels")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--top-k", type=int, default=5, help="candidates recorded per decoder step")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar in batch mode")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run an export; 0 on success, 2 for a bad request, 1 when a model or file fails."""
+    try:
+        check_arguments(args)
+        selection = parse_selection(args)
+        translator = load_translator(args.model, args.device)
+        check_against_model(selection, translator.cfg)
+        if args.batch is not None:
+            return export_batch(args, translator, selection)
+        return export_one(args, translator, selection)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeFailure as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    if (args.text is None) == (args.batch is None):
+        raise UsageError("give either a sentence or --batch FILE")
+    if args.batch is not None and args.out is not None:
+        raise UsageError("--batch writes into --out-dir; --out is for a single sentence")
+    if args.batch is None and args.out_dir is not None:
+        raise UsageError("--out-dir is for --batch; use --out for a single sentence")
+    if args.dpi is not None and args.dpi <= 0:
+        raise UsageError(f"--dpi must be positive, got {args.dpi:g}")
+    for name in ("width", "height"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1 pixel, got {value}")
+    if args.dpi is not None and (args.width or args.height):
+        raise UsageError("give --dpi or --width/--height, not both")
+    if (args.width or args.height) and figure_format(args) != "png":
+        raise UsageError("--width and --height apply to PNG; SVG and PDF are vector formats")
+    if args.top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.trace is not None and args.trace.suffix not in ((".npz",) if args.batch else (".npz", ".json")):
+        kinds = ".npz" if args.batch else ".npz or .json"
+        raise UsageError(f"--trace {args.trace}: the trace is saved as {kinds}")
+
+
+def figure_format(args: argparse.Namespace) -> str:
+    """--format, else --out's suffix, else png; a disagreement between the two is an error."""
+    suffix = args.out.suffix.lower().lstrip(".") if args.out is not None else ""
+    if args.format and suffix and suffix != args.format:
+        raise UsageError(f"--format {args.format} disagrees with --out {args.out}")
+    if not args.format and suffix and suffix not in FORMATS:
+        raise UsageError(f"--out {args.out}: the figure name must end with .png, .svg or .pdf")
+    return args.format or suffix or "png"
+
+
+def parse_selection(args: argparse.Namespace) -> Selection:
+    """The 1-based numbers of the command line as 0-based indices (range checks come with the model)."""
+    if args.head == "average":
+        head: int | Literal["average"] = "average"
+    else:
+        try:
+            head = int(args.head) - 1
+        except ValueError:
+            raise UsageError(f"--head {args.head!r} is neither a number nor 'average'") from None
+    layer = None if args.layer is None else args.layer - 1
+    return Selection(what=args.what, kind=args.kind, layer=layer, head=head, step=args.step - 1)
+
+
+def check_against_model(selection: Selection, cfg) -> None:
+    """Layer and head ranges against the model's config, with messages in the command line's numbering."""
+    if selection.what in ("grid", "positional"):
+        return  # these draw every layer and head
+    kind = "cross" if selection.what == "step" else selection.kind
+    stack = LAYER_STACK[kind]
+    n_layers = cfg.n_encoder_layers if stack == "encoder" else cfg.n_decoder_layers
+    if selection.layer is not None and not 0 <= selection.layer < n_layers:
+        raise UsageError(
+            f"--layer {selection.layer + 1} is out of range: the model has {n_layers} {stack} layers "
+            f"(numbered 1 to {n_layers})"
+        )
+    if selection.head != "average" and not 0 <= int(selection.head) < cfg.n_heads:
+        raise UsageError(
+            f"--head {int(selection.head) + 1} is out of range: the model has {cfg.n_heads} heads per layer "
+            f"(numbered 1 to {cfg.n_heads}, or 'average')"
+        )
+
+
+def check_step(selection: Selection, trace: Trace) -> None:
+    n_steps = len(trace.tgt_pieces)
+    if selection.what == "step" and not 0 <= selection.step < n_steps:
+        raise UsageError(
+            f"--step {selection.step + 1} is out of range: the translation has {n_steps} decoder steps "
+            f"(numbered 1 to {n_steps})"
+        )
+
+
+def load_translator(model: Path, device: str):
+    from engine.checkpoint import ModelLoadError
+    from engine.translator import Translator
+
+    try:
+        return Translator.from_directory(model, device)
+    except (ModelLoadError, ValueError, OSError) as error:
+        raise RuntimeFailure(f"cannot load model {model}: {error}") from None
+
+
+# --- figures ---
+
+
+def build_figure(trace: Trace, selection: Selection):
+    """The matplotlib Figure that `selection` asks for (matplotlib is imported only when drawing)."""
+    from engine import figures
+
+    kind = "cross" if selection.what == "step" else selection.kind
+    layer = trace.n_layers[kind] - 1 if selection.layer is None else selection.layer
+    if selection.what == "head":
+        return figures.head_figure(trace, kind, layer, selection.head)
+    if selection.what == "grid":
+        return figures.grid_figure(trace, kind)
+    if selection.what == "positional":
+        return figures.positional_figure(trace)
+    return figures.step_figure(trace, selection.step, layer, selection.head)
+
+
+def pixel_size(fig, width: int | None, height: int | None) -> tuple[int, int] | None:
+    """Both pixel dimensions; a missing one follows the figure's own aspect ratio."""
+    if width is None and height is None:
+        return None
+    natural_w, natural_h = fig.get_size_inches()
+    if width is None:
+        width = max(1, round(height * natural_w / natural_h))
+    if height is None:
+        height = max(1, round(width * natural_h / natural_w))
+    return width, height
+
+
+def write_figure(trace: Trace, selection: Selection, path: Path, args: argparse.Namespace) -> None:
+    from engine.figures import ExportError, save_figure
+
+    fig = build_figure(trace, selection)
+    try:
+        save_figure(fig, path, dpi=args.dpi, size_px=pixel_size(fig, args.width, args.height))
+    except ExportError as error:
+        raise RuntimeFailure(str(error)) from None
+
+
+def save_trace(trace: Trace, path: Path) -> None:
+    try:
+        trace.save(path)
+    except OSError as error:
+        raise RuntimeFailure(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def trace_text(translator, text: str, top_k: int) -> Trace:
+    from engine.translator import TraceOptions
+
+    return translator.trace(text, TraceOptions(top_k=top_k))
+
+
+# --- one sentence ---
+
+
+def export_one(args: argparse.Namespace, translator, selection: Selection) -> int:
+    from engine.translator import EmptyInputError
+
+    fmt = figure_format(args)
+    out = args.out if args.out is not None else Path(f"attention-{selection.what}.{fmt}")
+    if not out.suffix:
+        out = out.with_suffix(f".{fmt}")
+    try:
+        trace = trace_text(translator, args.text, args.top_k)
+    except EmptyInputError as error:
+        raise UsageError(str(error)) from None
+    check_step(selection, trace)
+    if trace.truncated:
+        print(
+            f"warning: the sentence is longer than the model's {translator.cfg.max_positions} pieces; it was cut",
+            file=sys.stderr,
+        )
+    write_figure(trace, selection, out, args)
+    print(f"wrote {out}")
+    if args.trace is not None:
+        save_trace(trace, args.trace)
+        print(f"wrote {args.trace}")
+    return 0
+
+
+# --- batch ---
+
+
+def read_sentences(path: Path) -> list[str]:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise RuntimeFailure(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    return text.splitlines()
+
+
+def export_batch(args: argparse.Namespace, translator, selection: Selection) -> int:
+    """One figure per non-empty line plus one .npz of every trace; empty lines are skipped with a warning."""
+    from tqdm import tqdm
+
+    from engine.translator import EmptyInputError
+
+    lines = read_sentences(args.batch)
+    fmt = figure_format(args)
+    out_dir = args.out_dir if args.out_dir is not None else Path(".")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RuntimeFailure(f"cannot create {out_dir}: {error.strerror or error}") from None
+    digits = max(3, len(str(len(lines))))
+    traces, numbers, n_figures = [], [], 0
+    progress = tqdm(lines, desc="export", unit="sentence", file=sys.stderr, disable=args.no_progress)
+    for number, line in enumerate(progress, 1):
+        try:
+            trace = trace_text(translator, line, args.top_k)
+        except EmptyInputError:
+            tqdm.write(f"warning: line {number} is empty; skipped", file=sys.stderr)
+            continue
+        traces.append(trace)
+        numbers.append(number)
+        if trace.truncated:
+            tqdm.write(f"warning: line {number} is longer than the model allows; it was cut", file=sys.stderr)
+        try:
+            check_step(selection, trace)
+        except UsageError as error:
+            tqdm.write(f"warning: line {number}: {error}; no figure", file=sys.stderr)
+            continue
+        write_figure(trace, selection, out_dir / f"{number:0{digits}d}-{selection.what}.{fmt}", args)
+        n_figures += 1
+    trace_path = args.trace if args.trace is not None else out_dir / "traces.npz"
+    try:
+        save_batch_traces(traces, trace_path, numbers)
+    except OSError as error:
+        raise RuntimeFailure(f"cannot write {trace_path}: {error.strerror or error}") from None
+    print(f"wrote {n_figures} figures to {out_dir} and {len(traces)} traces to {trace_path}")
+    return 0
+
+
+def save_batch_traces(traces: Sequence[Trace], path: Path | str, line_numbers: Sequence[int] | None = None) -> None:
+    """Write many traces into one .npz, atomically.
+
+    Layout: trace i (0-based, in input order) keeps the entries of its own `Trace.save` .npz under
+    the prefix ``"{i}/"`` (``0/enc_self``, ``0/meta_json``, ``0/qkv/...``), so each one reads back
+    with the single-trace schema. ``index_json`` holds ``{"schema": "attention-studio-trace-batch",
+    "schema_version": 1, "count": N, "line_numbers": [...], "sources": [...]}``, line numbers being
+    the 1-based lines of the batch file the traces came from.
+    """
+    numbers = list(line_numbers) if line_numbers is not None else list(range(1, len(traces) + 1))
+    if len(numbers) != len(traces):
+        raise ValueError(f"{len(numbers)} line numbers for {len(traces)} traces")
+    arrays: dict[str, Any] = {}
+    for i, trace in enumerate(traces):
+        with np.load(io.BytesIO(trace.to_npz_bytes()), allow_pickle=False) as single:
+            arrays.update({f"{i}/{key}": single[key] for key in single.files})
+    index = {
+        "schema": BATCH_SCHEMA,
+        "schema_version": BATCH_SCHEMA_VERSION,
+        "count": len(traces),
+        "line_numbers": numbers,
+        "sources": [t.source_text for t in traces],
+    }
+    arrays["index_json"] = np.array(json.dumps(index, ensure_ascii=False))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    write_atomic(path, buffer.getvalue())
+
+
+def load_batch_index(path: Path | str) -> dict:
+    """The ``index_json`` of a batch .npz (count, line numbers, sources); ValueError if it is not one."""
+    with np.load(path, allow_pickle=False) as data:
+        if "index_json" not in data.files:
+            raise ValueError(f"{Path(path).name}: not an Attention Studio batch of traces (no index_json entry)")
+        index = json.loads(str(data["index_json"]))
+    if index.get("schema") != BATCH_SCHEMA or index.get("schema_version") != BATCH_SCHEMA_VERSION:
+        raise ValueError(
+            f"{Path(path).name}: unsupported batch schema {index.get('schema')!r} {index.get('schema_version')}"
+        )
+    return index
+
+
+def load_batch_traces(path: Path | str) -> list[Trace]:
+    """Every trace of a batch .npz written by `save_batch_traces`, in input order."""
+    count = load_batch_index(path)["count"]
+    entries: list[dict[str, Any]] = [{} for _ in range(count)]
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            prefix, _, name = key.partition("/")
+            if prefix.isdigit() and int(prefix) < count:
+                entries[int(prefix)][name] = data[key]
+    traces = []
+    for arrays in entries:
+        buffer = io.BytesIO()  # one trace's own .npz again, so Trace.from_npz checks its schema
+        np.savez(buffer, **arrays)
+        buffer.seek(0)
+        traces.append(Trace.from_npz(buffer))  # type: ignore[arg-type]  # np.load reads file objects too
+    return traces
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m engine.export ...`, until main.py wires the same functions in as `export`."""
+    parser = argparse.ArgumentParser(prog="python -m engine.export", description=__doc__.split("\n\n")[0])
+    add_export_arguments(parser)
+    return run_export(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

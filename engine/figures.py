@@ -1,0 +1,442 @@
+"""Publication figures of a Trace, drawn with matplotlib and saved as PNG, SVG or PDF.
+
+Headless and Qt-free: every figure is a `matplotlib.figure.Figure` built directly (never pyplot,
+whose global state is not thread-safe and may pick a GUI backend), so the GUI's export menu and
+the command line share this code.
+
+Numbering: the functions take 0-based `layer`, `head` and `step` indices, like the Trace's arrays;
+titles show them 1-based as "layer 2/3", "head 5/8", "step 4/12" (the "/total" makes the
+convention visible). `head="average"` is the mean over the heads of a layer.
+
+Sizes grow with the number of pieces (a fixed size per cell), so labels never overlap and long
+sentences stay readable; text stays text in SVG and PDF (`svg.fonttype = 'none'`, TrueType in PDF).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.image import AxesImage
+from matplotlib.textpath import TextToPath
+
+from engine.files import write_atomic
+from engine.positional import sinusoidal_table
+from engine.trace import ATTENTION_KINDS, Trace
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+Head = int | Literal["average"]
+
+KIND_NAMES = {
+    "enc_self": "encoder self-attention",
+    "dec_self": "masked decoder self-attention",
+    "cross": "encoder–decoder attention",
+}
+# what the rows and columns of each kind are, for axis labels
+AXIS_NAMES = {
+    "enc_self": ("source piece (query)", "source piece (key)"),
+    "dec_self": ("decoder input (query)", "decoder input (key)"),
+    "cross": ("decoder input (query)", "source piece (key)"),
+}
+FORMATS = (".png", ".svg", ".pdf")
+
+LABEL_FONT = 8
+TITLE_FONT = 10
+# Read at drawing and at saving time, so both happen inside `rc_context(STYLE)`.
+STYLE: dict[RcKeyType, Any] = {
+    "svg.fonttype": "none",  # labels stay <text> elements, searchable and editable
+    "pdf.fonttype": 42,  # TrueType: text stays text in the PDF
+    "svg.hashsalt": "attention-studio",  # the same figure gives the same SVG ids
+    "font.family": "DejaVu Sans",  # ships with matplotlib and covers French and English pieces
+    "font.size": LABEL_FONT,
+    "axes.titlesize": 9,
+    "figure.titlesize": TITLE_FONT,
+    "image.interpolation": "none",  # vector formats store the map at its own resolution, drawn with hard edges
+}
+CELL = 0.2  # inches per piece: 14.4 pt, room for an 8 pt label
+MIN_MAP = 1.6  # inches: short sentences still get a map large enough to read
+DEFAULT_PNG_DPI = 200
+VECTOR_DPI = 300  # SVG and PDF embed each map at its own resolution; this only sizes any other raster
+ATTENTION_CMAP = "Blues"  # white (no attention) to dark blue (all of it): prints well, perceptually ordered
+MASKED_COLOUR = "#d9d9d9"  # cells the causal mask forbids, told apart from a weight of 0
+
+
+_MEASURE = TextToPath()
+
+
+class ExportError(Exception):
+    """A figure that cannot be written; str() is one line naming the file and the reason."""
+
+
+# --- pieces and selections ---
+
+
+def display_piece(piece: str) -> str:
+    """A SentencePiece piece as a label: the word-start mark '▁' dropped, a bare '▁' shown as '␣'."""
+    if piece == "▁":
+        return "␣"
+    return piece[1:] if piece.startswith("▁") else piece
+
+
+def display_pieces(pieces: Sequence[str]) -> list[str]:
+    return [display_piece(p) for p in pieces]
+
+
+def check_selection(trace: Trace, kind: str, layer: int, head: Head) -> None:
+    """Raise ValueError (0-based message) unless kind, layer and head exist in `trace`."""
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"unknown attention kind {kind!r}; choose one of {', '.join(ATTENTION_KINDS)}")
+    n_layers = trace.n_layers[kind]
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer index {layer} is out of range 0..{n_layers - 1}")
+    is_index = isinstance(head, (int, np.integer)) and not isinstance(head, bool)
+    if head != "average" and not (is_index and 0 <= head < trace.n_heads):
+        raise ValueError(f"head index {head!r} is out of range 0..{trace.n_heads - 1} (or 'average')")
+
+
+def select_map(trace: Trace, kind: str, layer: int, head: Head) -> np.ndarray:
+    """The queries × keys weights of one head, or their mean over the heads of the layer."""
+    check_selection(trace, kind, layer, head)
+    maps = trace.attention(kind)[layer]  # (H, queries, keys)
+    return maps.mean(axis=0) if head == "average" else maps[head]
+
+
+def head_label(trace: Trace, head: Head) -> str:
+    return f"average of {trace.n_heads} heads" if head == "average" else f"head {head + 1}/{trace.n_heads}"
+
+
+def selection_title(trace: Trace, kind: str, layer: int, head: Head) -> str:
+    return f"{KIND_NAMES[kind]}, layer {layer + 1}/{trace.n_layers[kind]}, {head_label(trace, head)}"
+
+
+# --- drawing helpers ---
+
+
+def _attention_cmap() -> Colormap:
+    return matplotlib.colormaps[ATTENTION_CMAP].with_extremes(bad=MASKED_COLOUR)
+
+
+def _masked_if_causal(weights: np.ndarray, kind: str) -> np.ndarray | np.ma.MaskedArray:
+    """Decoder self-attention's future cells as masked, so they show grey rather than 'weight 0'."""
+    if kind != "dec_self":
+        return weights
+    future = np.triu(np.ones(weights.shape, dtype=bool), k=1)
+    return np.ma.masked_array(weights, mask=future)
+
+
+def _heatmap(ax: Axes, weights: np.ndarray, kind: str) -> AxesImage:
+    return ax.imshow(
+        _masked_if_causal(weights, kind), cmap=_attention_cmap(), vmin=0.0, vmax=1.0, aspect="equal", origin="upper"
+    )
+
+
+def _label_axes(ax: Axes, rows: Sequence[str], cols: Sequence[str]) -> None:
+    """Every row and column labelled; matplotlib would otherwise thin out the ticks."""
+    ax.set_yticks(range(len(rows)), display_pieces(rows), fontsize=LABEL_FONT, parse_math=False)
+    ax.set_xticks(range(len(cols)), display_pieces(cols), fontsize=LABEL_FONT, parse_math=False, rotation=90)
+    ax.tick_params(length=2, pad=2)
+    ax.xaxis.tick_top()  # keys read across the top, like a table's header
+    ax.xaxis.set_label_position("top")
+
+
+def _label_width(pieces: Sequence[str], fontsize: float = LABEL_FONT) -> float:
+    """Inches taken by the longest label (an upper bound: 0.65 em per character)."""
+    longest = max((len(display_piece(p)) for p in pieces), default=1)
+    return longest * fontsize * 0.65 / 72 + 0.15
+
+
+def _text_width(text: str, fontsize: float) -> float:
+    """Inches that `text` takes in the figures' font: measured, since pieces vary a lot in width."""
+    prop = FontProperties(family=STYLE["font.family"], size=fontsize)
+    width, _, _ = _MEASURE.get_text_width_height_descent(text, prop, ismath=False)  # points
+    return width / 72
+
+
+def _wrap(text: str, width_inches: float, fontsize: float) -> str:
+    """Wrap a title to the figure's width so a long sentence never runs off the page."""
+    room = max(1.0, width_inches - 0.3)
+    lines = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if _text_width(candidate, fontsize) <= room:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            line = word
+            while len(line) > 1 and _text_width(line, fontsize) > room:  # a word wider than the page
+                cut = _longest_fitting_prefix(line, room, fontsize)
+                lines.append(line[:cut])
+                line = line[cut:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _longest_fitting_prefix(word: str, room: float, fontsize: float) -> int:
+    low, high = 1, len(word)  # a prefix of `low` characters is kept even if it does not fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _text_width(word[:middle], fontsize) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _sentence_line(trace: Trace) -> str:
+    return f"“{trace.source_text}” → “{trace.translation}”"
+
+
+def _suptitle(fig: Figure, text: str, width_inches: float) -> None:
+    fig.suptitle(_wrap(text, width_inches, TITLE_FONT), parse_math=False)
+
+
+def _title_height(text: str, width_inches: float) -> float:
+    lines = _wrap(text, width_inches, TITLE_FONT).count("\n") + 1
+    return 0.25 + lines * TITLE_FONT * 1.3 / 72
+
+
+# --- figures ---
+
+
+def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
+    """One attention map: queries down the rows, keys across the columns, with a colour bar."""
+    with matplotlib.rc_context(STYLE):
+        weights = select_map(trace, kind, layer, head)
+        rows, cols = trace.axis_pieces(kind)
+        map_w, map_h = max(MIN_MAP, len(cols) * CELL), max(MIN_MAP, len(rows) * CELL)
+        width = max(5.5, map_w + _label_width(rows) + 1.4)  # + y label, colour bar
+        title = f"{trace.model_name}: {selection_title(trace, kind, layer, head)}\n{_sentence_line(trace)}"
+        height = map_h + _label_width(cols) + 0.5 + _title_height(title, width)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        ax = fig.add_subplot()
+        image = _heatmap(ax, weights, kind)
+        _label_axes(ax, rows, cols)
+        ax.set_ylabel(AXIS_NAMES[kind][0])
+        ax.set_xlabel(AXIS_NAMES[kind][1])
+        fig.colorbar(image, ax=ax, label="attention weight", shrink=min(1.0, 3.0 / map_h), aspect=25)
+        _suptitle(fig, title, width)
+        return fig
+
+
+def grid_figure(trace: Trace, kind: str) -> Figure:
+    """Every layer (rows) and head (columns) of one kind, plus a column with each layer's head average."""
+    with matplotlib.rc_context(STYLE):
+        attention = trace.attention(kind)  # (L, H, queries, keys)
+        n_layers, n_heads, n_rows, n_cols = attention.shape
+        longest = max(n_rows, n_cols)
+        # inches per cell: small maps, but at least 0.9 in, and the whole grid at most ~16 in wide
+        scale = max(0.9 / longest, min(0.06, 2.0 / longest, (15.0 / (n_heads + 1) - 0.15) / n_cols))
+        map_w, map_h = n_cols * scale, n_rows * scale
+        width = max(5.0, (n_heads + 1) * (map_w + 0.15) + 1.6)
+        query_name, key_name = AXIS_NAMES[kind]
+        title = (
+            f"{trace.model_name}: {KIND_NAMES[kind]}, every layer and head (numbered from 1)\n"
+            f"rows: {query_name}, columns: {key_name}\n{_sentence_line(trace)}"
+        )
+        height = n_layers * (map_h + 0.2) + 0.6 + _title_height(title, width)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        axes = fig.subplots(n_layers, n_heads + 1, squeeze=False)
+        for layer in range(n_layers):
+            for column in range(n_heads + 1):
+                head: Head = "average" if column == n_heads else column
+                ax = axes[layer, column]
+                image = _heatmap(ax, select_map(trace, kind, layer, head), kind)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if layer == 0:
+                    ax.set_title("average" if head == "average" else f"head {column + 1}")
+                if column == 0:
+                    ax.set_ylabel(f"layer {layer + 1}")
+        fig.colorbar(image, ax=axes, label="attention weight", shrink=min(1.0, 2.5 / (n_layers * map_h + 0.1)))
+        _suptitle(fig, title, width)
+        return fig
+
+
+def positional_figure(
+    trace: Trace | None = None, *, d_model: int = 64, n_positions: int = 50, base: float = 10000.0
+) -> Figure:
+    """The positional encodings as positions × dimensions, and a few dimensions as curves.
+
+    With a trace: the rows the model added to its source pieces (labelled by piece). Without one:
+    the sinusoidal table for `n_positions` positions of width `d_model`.
+    """
+    with matplotlib.rc_context(STYLE):
+        if trace is not None:
+            table = np.asarray(trace.positional, dtype=np.float64)
+            labels = display_pieces(trace.src_pieces)
+            title = f"{trace.model_name}: positional encodings of the source pieces\n{_sentence_line(trace)}"
+        else:
+            table = sinusoidal_table(n_positions, d_model, base)
+            labels = None
+            title = f"sinusoidal positional encodings, d_model = {d_model}, base = {base:g}"
+        n_pos = table.shape[0]
+        map_h = max(MIN_MAP, n_pos * CELL) if labels else max(2.5, min(6.0, n_pos * 0.08))
+        width = 8.0
+        height = map_h + 2.6 + _title_height(title, width)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        heat_ax, curve_ax = fig.subplots(2, 1, height_ratios=[map_h, 2.0])
+        _positional_heatmap(fig, heat_ax, table, labels, map_h)
+        _positional_curves(curve_ax, table)
+        _suptitle(fig, title, width)
+        return fig
+
+
+def _positional_heatmap(fig: Figure, ax: Axes, table: np.ndarray, labels: list[str] | None, map_h: float) -> None:
+    image = ax.imshow(table, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")  # diverging: sin and cos span -1..1
+    ax.set_xlabel("dimension")
+    if labels is not None:
+        rows = [f"{i} {p}" for i, p in enumerate(labels)]
+        ax.set_yticks(range(len(labels)), rows, fontsize=LABEL_FONT, parse_math=False)
+        ax.set_ylabel("position and source piece")
+    else:
+        ax.set_ylabel("position")
+    fig.colorbar(image, ax=ax, label="value", shrink=min(1.0, 3.0 / map_h), aspect=25)
+
+
+def curve_dimensions(d_model: int) -> list[int]:
+    """A few dimensions from fast to slow: the first sine and cosine, then sines a quarter and half way."""
+    picks = [0, 1, 2 * (d_model // 8), 2 * (d_model // 4)]
+    return sorted({d for d in picks if d < d_model})
+
+
+def _positional_curves(ax: Axes, table: np.ndarray) -> None:
+    positions = np.arange(table.shape[0])
+    marker = "o" if table.shape[0] <= 40 else None  # dots show the sampled positions of a short sentence
+    for dim in curve_dimensions(table.shape[1]):
+        ax.plot(positions, table[:, dim], marker=marker, markersize=3, linewidth=1.2, label=f"dimension {dim}")
+    ax.set_xlabel("position")
+    ax.set_ylabel("value")
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_xlim(-0.5, max(0.5, table.shape[0] - 0.5))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
+    """Decoder step `step`: its top-k candidates, and what it attended to over the source and its own input."""
+    with matplotlib.rc_context(STYLE):
+        n_steps = len(trace.tgt_pieces)
+        if not 0 <= step < n_steps:
+            raise ValueError(f"step index {step} is out of range 0..{n_steps - 1}")
+        check_selection(trace, "cross", layer, head)
+        n_cols = max(len(trace.src_pieces), step + 1)
+        width = max(6.5, n_cols * 0.26 + 1.5)
+        chosen = display_piece(trace.out_pieces[step])
+        title = (
+            f"{trace.model_name}: decoder step {step + 1}/{n_steps} chose “{chosen}”; "
+            f"attention in layer {layer + 1}/{trace.n_layers['cross']}, {head_label(trace, head)}\n"
+            f"{_sentence_line(trace)}"
+        )
+        k = trace.topk_probs.shape[1]
+        bars_h = 1.6 + _label_width(trace.src_pieces + trace.tgt_pieces[: step + 1])
+        height = k * 0.25 + 0.8 + 2 * bars_h + _title_height(title, width)
+        fig = Figure(figsize=(width, height), layout="constrained")
+        top_ax, cross_ax, self_ax = fig.subplots(3, 1, height_ratios=[k * 0.25 + 0.8, bars_h, bars_h])
+        _topk_bars(top_ax, trace, step)
+        cross_row = select_map(trace, "cross", layer, head)[step]
+        _row_bars(cross_ax, cross_row, trace.src_pieces, f"{KIND_NAMES['cross']} of step {step + 1} over the source")
+        self_row = select_map(trace, "dec_self", layer, head)[step, : step + 1]  # later keys are masked
+        self_title = f"{KIND_NAMES['dec_self']} of step {step + 1} over the decoder input so far"
+        _row_bars(self_ax, self_row, trace.tgt_pieces[: step + 1], self_title)
+        _suptitle(fig, title, width)
+        return fig
+
+
+def _topk_bars(ax: Axes, trace: Trace, step: int) -> None:
+    probs = trace.topk_probs[step]
+    pieces = display_pieces(trace.topk_pieces[step])
+    chosen = int(trace.out_ids[step])
+    colours = ["#08519c" if int(i) == chosen else "#9ecae1" for i in trace.topk_ids[step]]
+    positions = np.arange(len(probs))
+    ax.barh(positions, probs, color=colours)
+    ax.set_yticks(positions, pieces, fontsize=LABEL_FONT, parse_math=False)
+    ax.invert_yaxis()  # best candidate on top
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("probability")
+    for y, p in zip(positions, probs, strict=True):
+        ax.text(float(p) + 0.01, float(y), f"{p:.3f}", va="center", fontsize=7)
+    ax.set_title(f"the {len(probs)} most probable next pieces (dark: the one chosen)")
+
+
+def _row_bars(ax: Axes, weights: np.ndarray, pieces: Sequence[str], title: str) -> None:
+    positions = np.arange(len(weights))
+    ax.bar(positions, weights, color="#2171b5", width=0.8)
+    ax.set_xticks(positions, display_pieces(pieces), fontsize=LABEL_FONT, parse_math=False, rotation=90)
+    ax.set_xlim(-0.6, max(len(weights), 8) - 0.4)  # a short row keeps bars of the usual width
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("weight")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)  # grid lines behind the bars, not across them
+    ax.set_title(title)
+
+
+# --- saving ---
+
+
+def render_figure(fig: Figure, fmt: str, dpi: float | None = None, size_px: tuple[int, int] | None = None) -> bytes:
+    """The bytes of `fig` as 'png', 'svg' or 'pdf'; `size_px` (PNG only) gives exact pixel dimensions."""
+    if fmt not in ("png", "svg", "pdf"):
+        raise ExportError(f"cannot export as {fmt!r}: choose png, svg or pdf")
+    if size_px is not None:
+        if fmt != "png":
+            raise ExportError("a size in pixels applies to PNG only; SVG and PDF are vector formats")
+        dpi = _fit_to_pixels(fig, size_px)
+    elif dpi is None:
+        dpi = DEFAULT_PNG_DPI if fmt == "png" else VECTOR_DPI
+    if dpi <= 0:
+        raise ExportError(f"the resolution must be positive, got {dpi} dpi")
+    metadata = {"Software": "Attention Studio"} if fmt == "png" else {"Creator": "Attention Studio", "Date": None}
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format=fmt, dpi=dpi, metadata=metadata)
+    return buffer.getvalue()
+
+
+def _fit_to_pixels(fig: Figure, size_px: tuple[int, int]) -> float:
+    """Resize `fig` to exactly `size_px` and return the dpi that keeps its text in proportion.
+
+    Everything scales with one dpi chosen so the figure's natural layout fits; the other
+    dimension gains blank room rather than squeezing labels into each other.
+    """
+    width_px, height_px = size_px
+    if width_px < 1 or height_px < 1:
+        raise ExportError(f"the size must be at least 1×1 pixels, got {width_px}×{height_px}")
+    natural_w, natural_h = fig.get_size_inches()
+    dpi = min(width_px / natural_w, height_px / natural_h)
+    # A hair over the exact quotient: Agg truncates width × dpi, and 799.9999 would lose a pixel.
+    fig.set_size_inches((width_px + 1e-3) / dpi, (height_px + 1e-3) / dpi)
+    return dpi
+
+
+def save_figure(
+    fig: Figure, path: Path | str, dpi: float | None = None, size_px: tuple[int, int] | None = None
+) -> Path:
+    """Write `fig` to `path` as PNG, SVG or PDF (by suffix), atomically.
+
+    The figure is rendered to bytes first, then written through a temporary file renamed into
+    place, so a failure never leaves a half-written file. Raises ExportError with a one-line message.
+    PNG is written at `dpi` (default 200), or at exactly `size_px` (width, height), which resizes `fig`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ExportError(f"cannot write {path}: the name must end with .png, .svg or .pdf")
+    data = render_figure(fig, suffix[1:], dpi=dpi, size_px=size_px)
+    try:
+        write_atomic(path, data)
+    except OSError as error:
+        raise ExportError(f"cannot write {path}: {error.strerror or error}") from error
+    return path
