@@ -1,0 +1,87 @@
+"""What the views draw, as pure functions of a Trace and a selection (numpy only, no Qt).
+
+Widgets call these and only push the results into pyqtgraph or QPainter, so every number the
+user sees can be checked in a test without a window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from engine.trace import Trace
+
+AVERAGE = "average"  # the head-average column of the model view
+Head = int | Literal["average"]
+
+KIND_TITLES = {
+    "enc_self": "Encoder self-attention",
+    "dec_self": "Decoder self-attention (masked)",
+    "cross": "Encoder–decoder attention",
+}
+
+
+def attention_map(trace: Trace, kind: str, layer: int, head: Head) -> np.ndarray:
+    """queries × keys weights of one head, or the mean over heads for AVERAGE."""
+    layer_maps = trace.attention(kind)[layer]  # (H, queries, keys)
+    if head == AVERAGE:
+        return layer_maps.mean(axis=0)
+    return layer_maps[head]
+
+
+def head_label(head: Head) -> str:
+    return "average" if head == AVERAGE else f"head {head + 1}"
+
+
+def hover_text(trace: Trace, kind: str, weights: np.ndarray, row: int, col: int) -> str:
+    """'query → key: weight' for the cell under the mouse; empty outside the map."""
+    queries, keys = trace.axis_pieces(kind)
+    if not (0 <= row < weights.shape[0] and 0 <= col < weights.shape[1]):
+        return ""
+    return f"{queries[row]} → {keys[col]}: {weights[row, col]:.4f}"
+
+
+@dataclass(frozen=True)
+class TokenFocus:
+    """The token the user points at in the lines view: a query (left column) or a key (right)."""
+
+    side: Literal["query", "key"]
+    index: int
+
+
+def link_opacities(weights: np.ndarray, focus: TokenFocus | None, dim: float = 0.12) -> np.ndarray:
+    """Opacity of each query → key link: its weight, dimmed for links not touching the focus."""
+    opacity = np.clip(weights, 0.0, 1.0).astype(np.float32)
+    if focus is None:
+        return opacity
+    keep = np.zeros_like(opacity, dtype=bool)
+    if focus.side == "query" and focus.index < weights.shape[0]:
+        keep[focus.index, :] = True
+    elif focus.side == "key" and focus.index < weights.shape[1]:
+        keep[:, focus.index] = True
+    return np.where(keep, opacity, opacity * dim)
+
+
+def focus_text(trace: Trace, kind: str, weights: np.ndarray, focus: TokenFocus | None) -> str:
+    """What the token under the mouse in the lines view attends to most (or is attended by most)."""
+    queries, keys = trace.axis_pieces(kind)
+    if focus is None:
+        return ""
+    if focus.side == "query" and focus.index < len(queries):
+        best = int(np.argmax(weights[focus.index]))
+        return f"{queries[focus.index]} attends most to {keys[best]} ({weights[focus.index, best]:.3f})"
+    if focus.side == "key" and focus.index < len(keys):
+        best = int(np.argmax(weights[:, focus.index]))
+        return f"{keys[focus.index]} is attended most by {queries[best]} ({weights[best, focus.index]:.3f})"
+    return ""
+
+
+def token_summary(trace: Trace) -> str:
+    return f"{len(trace.src_pieces)} source · {len(trace.tgt_pieces)} target tokens"
+
+
+def latency_text(trace: Trace) -> str:
+    total = trace.timings.get("total_ms")
+    return "" if total is None else f"{total:.0f} ms"

@@ -1,0 +1,135 @@
+"""A reusable heatmap: one matrix with labelled rows and columns, a colour bar, and a hover signal.
+
+pyqtgraph's MatrixDisplayExample recipe: an ImageItem shifted by half a cell so cell (r, c) sits
+on the integer point (c, r), an inverted y axis so row 0 is on top, labels through setTicks.
+Updating is a setImage and two setTicks calls, cheap enough to follow every keystroke.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPointF, Signal
+from PySide6.QtGui import QFontMetricsF, QTransform
+
+from gui.qt_theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
+
+
+def visible_labels(sizes: list[float], cell: float, gap: float = 4.0) -> list[int]:
+    """Indices of the labels to draw so that none overlaps the previous one.
+
+    Label i is centred on cell i (each `cell` pixels long) and is `sizes[i]` pixels long; walking
+    from the first, a label is kept when it starts after the last kept one ends (plus `gap`).
+    """
+    kept: list[int] = []
+    end = -math.inf
+    for index, size in enumerate(sizes):
+        centre = (index + 0.5) * cell
+        if centre - size / 2 >= end + gap:
+            kept.append(index)
+            end = centre + size / 2
+    return kept
+
+
+class QtHeatmap(pg.GraphicsLayoutWidget):
+    hovered = Signal(int, int)  # row, column under the mouse; (-1, -1) outside the map
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.plot = self.addPlot()
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.invertY(True)
+        self.plot.setDefaultPadding(0.0)
+        # keys along the top (read first, like a table header), queries down the left; no fixed
+        # axis size, so the axes widen to fit the longest token instead of hiding it
+        self.plot.showAxes(True, showValues=(True, True, False, False))
+        self.plot.getAxis("top").setHeight(28)  # room for accents and dotted letters above the map
+
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setTransform(QTransform().translate(-0.5, -0.5))
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(values=WEIGHT_LEVELS, colorMap=COLOR_MAP, width=14, interactive=False)
+        self.colorbar.setImageItem(self.image, insert_in=self.plot)
+
+        self.matrix = np.zeros((0, 0), dtype=np.float32)
+        self.row_labels: list[str] = []
+        self.column_labels: list[str] = []
+        self._hovered = (-1, -1)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.plot.vb.sigResized.connect(self._update_ticks)
+        self._apply_palette()
+
+    def set_matrix(self, matrix: np.ndarray, row_labels: list[str], column_labels: list[str]) -> None:
+        self.matrix = matrix
+        self.row_labels, self.column_labels = list(row_labels), list(column_labels)
+        self.image.setImage(matrix, autoLevels=False)
+        rows, columns = matrix.shape
+        self.plot.setRange(xRange=(-0.5, columns - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        """Label every token that fits; on a long sentence, thin the labels instead of overlapping them."""
+        rows, columns = self.matrix.shape
+        size = self.plot.vb.boundingRect()
+        metrics = QFontMetricsF(self.font())
+        left = self.plot.getAxis("left")
+        top = self.plot.getAxis("top")
+        if not rows or size.height() <= 0:
+            left.setTicks([[], []])
+            top.setTicks([[], []])
+            return
+        shown_rows = visible_labels([metrics.height()] * rows, size.height() / rows, gap=0.0)
+        widths = [metrics.horizontalAdvance(label) for label in self.column_labels]
+        shown_columns = visible_labels(widths, size.width() / columns, gap=6.0)
+        left.setTicks([[(i, self.row_labels[i]) for i in shown_rows], []])
+        top.setTicks([[(i, self.column_labels[i]) for i in shown_columns], []])
+
+    def clear_matrix(self) -> None:
+        self.matrix = np.zeros((0, 0), dtype=np.float32)
+        self.row_labels, self.column_labels = [], []
+        self.image.clear()
+        self.plot.getAxis("left").setTicks([[], []])
+        self.plot.getAxis("top").setTicks([[], []])
+
+    def cell_at(self, scene_pos: QPointF) -> tuple[int, int]:
+        """(row, column) of the cell at a scene position, or (-1, -1) off the map."""
+        if not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            return -1, -1
+        point = self.plot.vb.mapSceneToView(scene_pos)
+        row, column = math.floor(point.y() + 0.5), math.floor(point.x() + 0.5)
+        rows, columns = self.matrix.shape
+        if 0 <= row < rows and 0 <= column < columns:
+            return row, column
+        return -1, -1
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        cell = self.cell_at(scene_pos)
+        if cell != self._hovered:
+            self._hovered = cell
+            self.hovered.emit(*cell)
+
+    def leaveEvent(self, event) -> None:
+        if self._hovered != (-1, -1):
+            self._hovered = (-1, -1)
+            self.hovered.emit(-1, -1)
+        super().leaveEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        # pyqtgraph's constructor already changes the palette, before our items exist
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "colorbar"):
+            self._apply_palette()
+        super().changeEvent(event)
+
+    def _apply_palette(self) -> None:
+        background, foreground = plot_colors(self)
+        self.setBackground(background)
+        for side in ("left", "top", "right", "bottom"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(foreground)
+            axis.setTextPen(foreground)
+        self.colorbar.axis.setPen(foreground)
+        self.colorbar.axis.setTextPen(foreground)

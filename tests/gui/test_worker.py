@@ -1,0 +1,75 @@
+"""The worker thread on its own: newest request wins, stale work is skipped, failures are reported."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine.translator import Translator
+from gui.qt_worker import TranslationClient
+
+TIMEOUT_MS = 60_000  # generous: the machine may be busy; waitUntil returns as soon as it can
+
+
+@pytest.fixture
+def client(qtbot, tiny_model_dir):
+    client = TranslationClient()
+    client.load_model(tiny_model_dir, "cpu")
+    qtbot.waitUntil(lambda: client.model is not None, timeout=TIMEOUT_MS)
+    yield client
+    client.shutdown()
+
+
+def test_the_worker_skips_replaced_requests_and_only_the_newest_is_shown(client, qtbot, monkeypatch):
+    release = threading.Event()
+    calls: list[str] = []
+    original = Translator.trace
+
+    def gated_trace(self, text, *args, **kwargs):
+        calls.append(text)
+        release.wait(10)  # hold the first request so that the next two queue up behind it
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "trace", gated_trace)
+    shown = []
+    client.traceShown.connect(shown.append)
+    client.translate("je suis étudiant")
+    qtbot.waitUntil(lambda: calls == ["je suis étudiant"], timeout=TIMEOUT_MS)
+    client.translate("le chien dort")
+    client.translate("elle lit un livre")
+    release.set()
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not client.translating, timeout=TIMEOUT_MS)
+    assert calls == ["je suis étudiant", "elle lit un livre"]  # the middle request never ran
+    assert [trace.source_text for trace in shown] == ["elle lit un livre"]
+
+
+def test_blank_text_is_answered_without_the_worker(client, qtbot):
+    empties = []
+    client.emptyShown.connect(lambda: empties.append(True))
+    client.translate("   ")
+    assert empties == [True]
+    assert not client.translating
+
+
+def test_a_failed_load_keeps_the_previous_model(client, qtbot, tmp_path):
+    failures = []
+    client.modelFailed.connect(lambda directory, message: failures.append(message))
+    before = client.model
+    client.load_model(tmp_path / "nowhere", "cpu")
+    qtbot.waitUntil(lambda: bool(failures), timeout=TIMEOUT_MS)
+    assert "not a directory" in failures[0]
+    assert client.model == before
+    shown = []
+    client.traceShown.connect(shown.append)
+    client.translate("le chien dort")
+    qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
+    assert shown[0].model_name == before.name
+
+
+def test_shutdown_stops_the_thread_and_is_idempotent(client):
+    client.shutdown()
+    assert not client.thread.isRunning()
+    client.shutdown()
+    client.translate("le chien dort")  # ignored after shutdown, no crash
