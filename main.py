@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the desktop app (what runs when no command is given)")
     # SUPPRESS: options given before the command keep their values
     add_gui_options(gui, default=argparse.SUPPRESS)
+    export = commands.add_parser(
+        "export", help="write attention figures (PNG, SVG, PDF) and trace data headless; no display needed"
+    )
+    from engine.export import add_export_arguments  # Qt-free and torch-free at import
+
+    add_export_arguments(export)
     return parser
 
 
@@ -43,7 +49,13 @@ def run_gui(args: argparse.Namespace) -> int:
     return run(model=args.model, device=args.device, argv=sys.argv[:1])
 
 
-COMMANDS = {"gui": run_gui}
+def run_export(args: argparse.Namespace) -> int:
+    from engine.export import run_export as export
+
+    return export(args)
+
+
+COMMANDS = {"gui": run_gui, "export": run_export}
 
 
 def main(argv: list[str] | None = None) -> int:

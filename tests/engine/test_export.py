@@ -167,3 +167,32 @@ def test_export_runs_headless_in_its_own_process(tiny_model_dir, tmp_path):
         [sys.executable, "-c", code, "--help"], cwd=ROOT, env=env, capture_output=True, text=True
     ).stdout
     assert "layer, numbered from 1" in help_text and "'average'" in help_text
+
+
+def test_main_py_export_runs_headless(tiny_model_dir, tmp_path):
+    """`python main.py export ...` — the command users type — writes the figure without Qt."""
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "fig.pdf"
+    command = [
+        sys.executable,
+        "main.py",
+        "export",
+        "Je suis étudiant.",
+        "--kind",
+        "cross",
+        "--layer",
+        "2",
+        "--head",
+        "3",
+        "--format",
+        "pdf",
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model_dir),
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes().startswith(b"%PDF")
