@@ -1,0 +1,173 @@
+"""Keystroke to pixels in the real app (offscreen), and cold start of the real app.
+
+    python benchmarks/app_latency.py [--model resources/models/fr-en]
+
+(c) A 20-piece sentence is typed character by character into the real window; for every
+    keystroke whose translation reaches the screen: time from the key event until the views have
+    painted the new trace (key → pixels, which includes the debounce wait), and from the moment
+    the request left the debounce until painted (request → pixels). Run with the app's 100 ms
+    debounce and with none.
+(d) Cold start in a fresh process: process start → window painted → first translation painted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SENTENCE = "Je suis étudiant et j'aime beaucoup lire des livres le soir."
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], list[float]]:
+    """Type `text` one key per `gap_s`; returns key→pixels and request→pixels times in ms."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+
+    key_times: dict[str, float] = {}
+    request_times: dict[str, float] = {}
+    painted: list[tuple[str, float]] = []
+
+    def on_request() -> None:
+        request_times.setdefault(window.source.text(), time.perf_counter())
+
+    def on_shown(trace) -> None:
+        window.centralWidget().repaint()  # synchronous: the views have painted when this returns
+        painted.append((trace.source_text, time.perf_counter()))
+
+    window.debounce.timeout.connect(on_request)
+    window.traceDisplayed.connect(on_shown)
+    window.source.setFocus()
+    for char in text:
+        # a real key event carrying the character (QTest.keyClicks only knows ASCII keys)
+        for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+            app.sendEvent(window.source, QKeyEvent(kind, Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, char))
+        key_times[window.source.text()] = time.perf_counter()
+        deadline = time.perf_counter() + gap_s
+        while time.perf_counter() < deadline:
+            app.processEvents()
+            time.sleep(0.001)
+    deadline = time.perf_counter() + 5
+    while (not painted or painted[-1][0] != text) and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+    window.debounce.timeout.disconnect(on_request)
+    window.traceDisplayed.disconnect(on_shown)
+    window.source.clear()
+    keys = [(t - key_times[s]) * 1000 for s, t in painted if s in key_times]
+    requests = [(t - request_times[s]) * 1000 for s, t in painted if s in request_times]
+    return keys, requests
+
+
+def keystroke_to_pixels(model: Path, rounds: int) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.qt_main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "bench.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, model_dir=model)
+    loaded = []
+    window.client.modelLoaded.connect(loaded.append)
+    window.show()
+    deadline = time.perf_counter() + 120
+    while not loaded and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    print("\n(c) keystroke → pixels, offscreen, real window, model", model.name)
+    print(f"    sentence: {SENTENCE!r}")
+    print(
+        f"{'debounce':>9} {'key gap':>8} | {'shown':>6} | {'key→pixels p50':>15} {'p95':>7} | {'request→pixels p50':>19} {'p95':>7}"
+    )
+    original = window.debounce.interval()
+    for debounce_ms, gap_s in ((original, 0.25), (0, 0.25), (0, 0.12)):
+        window.debounce.setInterval(debounce_ms)
+        keys, requests = [], []
+        for _ in range(rounds):
+            k, r = type_and_time(window, app, SENTENCE, gap_s)
+            keys += k
+            requests += r
+        print(
+            f"{debounce_ms:>7}ms {gap_s * 1000:>6.0f}ms | {len(keys):>6} | {percentile(keys, 50):>15.1f} "
+            f"{percentile(keys, 95):>7.1f} | {percentile(requests, 50):>19.1f} {percentile(requests, 95):>7.1f}"
+        )
+    window.debounce.setInterval(original)
+    window.close()
+
+
+COLD_START_CHILD = r"""
+import json, os, sys, time
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+marks = {"python_ready": time.time()}
+sys.path.insert(0, sys.argv[1])
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+from gui.qt_main_window import MainWindow
+app = QApplication([])
+window = MainWindow(settings=QSettings(sys.argv[3], QSettings.Format.IniFormat), model_dir=sys.argv[2])
+window.show()
+app.processEvents()
+window.repaint()
+marks["window_painted"] = time.time()
+marks["torch_loaded_at_paint"] = "torch" in sys.modules
+def shown(trace):
+    window.repaint()
+    marks["first_translation"] = time.time()
+    print(json.dumps(marks)); window.close(); app.quit()
+window.traceDisplayed.connect(shown)
+def type_when_loaded(summary):
+    marks["model_loaded"] = time.time()
+    window.source.setText("Je suis étudiant.")
+    window.request_translation()
+window.client.modelLoaded.connect(type_when_loaded)
+app.exec()
+"""
+
+
+def cold_start(model: Path, runs: int) -> None:
+    print("\n(d) cold start, fresh process each run (ms after the process was spawned)")
+    print(f"{'run':>4} | {'window painted':>14} {'model loaded':>13} {'first translation':>18} | torch at paint")
+    for run in range(runs):
+        settings = Path(tempfile.mkdtemp()) / "cold.ini"
+        spawned = time.time()
+        result = subprocess.run(
+            [sys.executable, "-c", COLD_START_CHILD, str(ROOT), str(model), str(settings)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        )
+        marks = json.loads(result.stdout.strip().splitlines()[-1])
+        window, loaded, first = (
+            (marks[k] - spawned) * 1000 for k in ("window_painted", "model_loaded", "first_translation")
+        )
+        print(f"{run + 1:>4} | {window:>14.0f} {loaded:>13.0f} {first:>18.0f} | {marks['torch_loaded_at_paint']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
+    parser.add_argument("--rounds", type=int, default=3, help="times the sentence is typed per setting")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    args = parser.parse_args()
+    cold_start(args.model, args.cold_runs)
+    keystroke_to_pixels(args.model, args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
