@@ -208,8 +208,12 @@ def load_weights(model: Transformer, path: Path) -> None:
         raise ModelLoadError(f"{path.name}: corrupt safetensors file ({error})") from None
 
 
-def load_model(directory: Path | str, device: str = "auto") -> LoadedModel:
-    """Load a model directory; every failure is a ModelLoadError with a one-line message."""
+def load_model(directory: Path | str, device: str = "auto", isolate_tokenizer: bool = True) -> LoadedModel:
+    """Load a model directory; every failure is a ModelLoadError with a one-line message.
+
+    `isolate_tokenizer` first reads the SentencePiece files in a child process, so a file that
+    would crash the native library cannot take this process down.
+    """
     directory = Path(directory)
     cfg, info, _ = read_config(directory)
     weights = directory / WEIGHTS_FILE
@@ -222,7 +226,9 @@ def load_model(directory: Path | str, device: str = "auto") -> LoadedModel:
         if not (directory / file_name).is_file():
             raise ModelLoadError(f"{directory}: missing tokenizer file {file_name}")
     try:
-        tokenizer = Tokenizer(directory / info.source_tokenizer, directory / info.target_tokenizer)
+        tokenizer = Tokenizer(
+            directory / info.source_tokenizer, directory / info.target_tokenizer, isolate=isolate_tokenizer
+        )
     except TokenizerError as error:
         raise ModelLoadError(str(error)) from None
     if (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) != (cfg.src_vocab_size, cfg.tgt_vocab_size):

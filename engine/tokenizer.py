@@ -6,6 +6,8 @@ config repeats; loading checks that the file agrees.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -16,6 +18,31 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 class TokenizerError(ValueError):
     """A SentencePiece model that cannot be used."""
+
+
+# Loads and uses a SentencePiece model in a child process: a file that crashes the native library
+# kills the child, not the app.
+CHILD_CHECK = (
+    "import sys, sentencepiece as s; p = s.SentencePieceProcessor(); p.Load(sys.argv[1]); "
+    "p.EncodeAsIds('Je suis étudiant. I am a student.'); p.DecodeIds([4, 5, 6])"
+)
+CHILD_TIMEOUT_S = 30.0
+
+
+def check_in_child(path: Path) -> None:
+    """Raise TokenizerError if reading `path` crashes or hangs the SentencePiece library.
+
+    An ordinary error (a Python exception in the child) is left to the in-process load, which
+    words it; only what could take the process down is reported here.
+    """
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", CHILD_CHECK, str(path)], capture_output=True, timeout=CHILD_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired:
+        raise TokenizerError(f"{path.name}: the SentencePiece library hangs reading it") from None
+    if result.returncode < 0:
+        raise TokenizerError(f"{path.name}: the SentencePiece library crashes reading it (signal {-result.returncode})")
 
 
 def _load(path: Path) -> spm.SentencePieceProcessor:
@@ -39,9 +66,13 @@ def _load(path: Path) -> spm.SentencePieceProcessor:
 class Tokenizer:
     """Text ↔ ids for a translation direction; `src_path` and `tgt_path` may be the same file."""
 
-    def __init__(self, src_path: Path, tgt_path: Path | None = None) -> None:
+    def __init__(self, src_path: Path, tgt_path: Path | None = None, isolate: bool = False) -> None:
+        """With `isolate`, each file is first read in a child process (see check_in_child)."""
         self.src_path = Path(src_path)
         self.tgt_path = Path(tgt_path) if tgt_path is not None else self.src_path
+        if isolate:
+            for path in {self.src_path, self.tgt_path}:
+                check_in_child(path)
         self.src = _load(self.src_path)
         self.tgt = self.src if self.tgt_path == self.src_path else _load(self.tgt_path)
 

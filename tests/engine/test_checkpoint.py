@@ -199,3 +199,23 @@ def test_torch_save_zip_is_refused(model_copy, tmp_path):
     with pytest.raises(ModelLoadError, match="pickle"):
         load_model(model_copy, "cpu")
     assert not marker.exists()
+
+
+def test_a_tokenizer_that_crashes_the_native_library_is_refused(model_copy, monkeypatch):
+    """The tokenizer is first read in a child process; if that process dies, loading is refused
+    and this process lives on. (A real crashing file is library-version specific, so the child's
+    code is replaced by one that aborts, as a crashing library would.)"""
+    import engine.tokenizer
+
+    monkeypatch.setattr(engine.tokenizer, "CHILD_CHECK", "import os; os.abort()")
+    with pytest.raises(ModelLoadError, match="crashes reading it"):
+        load_model(model_copy, "cpu")
+
+
+def test_a_tokenizer_that_hangs_the_native_library_is_refused(model_copy, monkeypatch):
+    import engine.tokenizer
+
+    monkeypatch.setattr(engine.tokenizer, "CHILD_CHECK", "import time; time.sleep(60)")
+    monkeypatch.setattr(engine.tokenizer, "CHILD_TIMEOUT_S", 1.0)
+    with pytest.raises(ModelLoadError, match="hangs"):
+        load_model(model_copy, "cpu")
