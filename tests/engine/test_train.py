@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_pairs
+from model_fixtures import tiny_pairs
 
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import Tokenizer
