@@ -1,0 +1,227 @@
+"""Robustness figures: hostile text through the engine and the app, and a long typing session.
+
+    python benchmarks/robustness.py [--model resources/models/fr-en] [--inputs 2000] [--keys 10000]
+
+(1) text: random hostile strings (empty, whitespace, 10,000+ characters, emoji, right-to-left and
+    mixed scripts, combining marks, control characters and NUL, newlines, markup, format strings)
+    through Translator.trace and through the app's text box; counts uncaught exceptions and maps
+    whose shape disagrees with the tokens (goal: 0 and 0).
+(3) long session: simulated keystrokes through the real worker thread; requests run, results
+    shown, stale results dropped, the longest stall of the GUI event loop (goal < 100 ms), and the
+    growth of resident memory (goal < 30 MB).
+Broken model files are covered case by case in tests/engine/test_checkpoint.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PIECES = [
+    "",
+    " ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\u200b",
+    "\u202e",
+    "\u2066",
+    "\ufeff",
+    "e\u0301",
+    "a\u0308\u0323",
+    "🙂",
+    "👩‍👩‍👧",
+    "🇫🇷",
+    "שלום",
+    "مرحبا بالعالم",
+    "日本語",
+    "Ελληνικά",
+    "<b>gras</b>",
+    "<script>alert(1)</script>",
+    "{0}",
+    "%s%d%n",
+    "${HOME}",
+    "{{x}}",
+    "\\u0000",
+    "Je suis étudiant.",
+    "le chat",
+    "L'homme",
+    "«guillemets»",
+    "œuf",
+    "1234567890",
+    "?!?!",
+    "\U0010ffff",
+]
+
+
+def hostile_text(rng: random.Random) -> str:
+    if rng.random() < 0.03:
+        return rng.choice(PIECES[4:]) * rng.randint(2000, 12000)  # 10,000+ characters
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 8)))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def shapes_agree(trace) -> bool:
+    S, T = len(trace.src_pieces), len(trace.tgt_pieces)
+    return trace.enc_self.shape[2:] == (S, S) and trace.dec_self.shape[2:] == (T, T) and trace.cross.shape[2:] == (T, S)
+
+
+def fuzz_engine(translator, count: int, rng: random.Random) -> tuple[int, int, int, int]:
+    from engine.translator import EmptyInputError
+
+    errors = mismatches = refused = cut = 0
+    for _ in range(count):
+        text = hostile_text(rng)
+        try:
+            trace = translator.trace(text)
+        except EmptyInputError:
+            refused += 1
+            continue
+        except Exception as error:  # what this script exists to find
+            errors += 1
+            print(f"    uncaught {type(error).__name__}: {error!s:.100} for {text[:40]!r}")
+            continue
+        mismatches += not shapes_agree(trace)
+        cut += trace.truncated
+    return errors, mismatches, refused, cut
+
+
+def make_window(model: Path):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from gui.qt_main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "robust.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, model_dir=model)
+    loaded = []
+    window.client.modelLoaded.connect(loaded.append)
+    window.show()
+    deadline = time.perf_counter() + 120
+    while not loaded and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    return app, window
+
+
+def wait_idle(app, window, seconds: float = 30.0) -> None:
+    deadline = time.perf_counter() + seconds
+    while (window.debounce.isActive() or window.client.translating) and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def fuzz_app(app, window, count: int, rng: random.Random) -> tuple[int, int]:
+    """Hostile text into the real text box; counts failures shown and grids disagreeing with tokens."""
+    failures = mismatches = 0
+    window.statusBar().messageChanged.connect(lambda m: None)
+    for _ in range(count):
+        window.source.setText(hostile_text(rng))
+        wait_idle(app, window)
+        message = window.statusBar().currentMessage()
+        if message.startswith("Translation failed"):
+            failures += 1
+            print(f"    app: {message[:120]}")
+        trace = window.trace
+        if trace is not None and window.source.text().strip():
+            mismatches += not shapes_agree(trace)
+    return failures, mismatches
+
+
+def long_session(app, window, keys: int, rng: random.Random) -> dict:
+    """Type `keys` keystrokes (letters, spaces, backspaces) at 5–60 ms intervals; measure stalls."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+
+    worker_results = []
+    window.client._worker.traceReady.connect(lambda i, t: worker_results.append(i))  # counted in the worker thread
+    shown = []
+    window.traceDisplayed.connect(lambda t: shown.append(t.source_text))
+    requests = []
+    window.debounce.timeout.connect(lambda: requests.append(1))
+    window.source.clear()
+    wait_idle(app, window)
+    before = rss_mb()
+    longest_stall = 0.0
+    words = "je suis étudiant et j'aime les livres le chat dort dans la maison".split()
+    for _ in range(keys):
+        if rng.random() < 0.1 and window.source.text():
+            event_args = (Qt.Key.Key_Backspace, Qt.KeyboardModifier.NoModifier, "")
+        else:
+            char = rng.choice(" " + rng.choice(words))
+            event_args = (Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, char)
+        if len(window.source.text()) > 120:
+            window.source.clear()
+        for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+            app.sendEvent(window.source, QKeyEvent(kind, *event_args))
+        pause = rng.uniform(0.005, 0.06)
+        end = time.perf_counter() + pause
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            app.processEvents()
+            longest_stall = max(longest_stall, time.perf_counter() - start)
+            time.sleep(0.001)
+    wait_idle(app, window)
+    app.processEvents()
+    return {
+        "keystrokes": keys,
+        "requests sent": len(requests),
+        "traces computed": len(worker_results),
+        "results shown": len(shown),
+        "stale results dropped": len(worker_results) - len(shown),
+        "longest event-loop stall ms": longest_stall * 1000,
+        "memory growth MB": rss_mb() - before,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
+    parser.add_argument("--inputs", type=int, default=2000, help="hostile texts through the engine")
+    parser.add_argument("--app-inputs", type=int, default=300, help="hostile texts through the app's text box")
+    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    from engine.translator import Translator
+
+    translator = Translator.from_directory(args.model, "cpu")
+    print(f"(1) hostile text, model {args.model.name}")
+    errors, mismatches, refused, cut = fuzz_engine(translator, args.inputs, rng)
+    print(
+        f"    engine: {args.inputs} inputs, {errors} uncaught exceptions, {mismatches} shape mismatches "
+        f"({refused} blank ones refused with EmptyInputError, {cut} cut to the maximum length)"
+    )
+    app, window = make_window(args.model)
+    failures, app_mismatches = fuzz_app(app, window, args.app_inputs, rng)
+    print(f"    app:    {args.app_inputs} inputs, {failures} failures shown, {app_mismatches} shape mismatches")
+
+    print(f"(3) long session: {args.keys} keystrokes through the real worker thread")
+    for name, value in long_session(app, window, args.keys, rng).items():
+        print(f"    {name:<30} {value:>10.1f}" if isinstance(value, float) else f"    {name:<30} {value:>10}")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
