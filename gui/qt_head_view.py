@@ -174,6 +174,7 @@ class QtHeadView(QWidget):
         self.heatmap.hovered.connect(self._on_heatmap_hovered)
         view_state.selectionChanged.connect(self._render)
         view_state.tokenChanged.connect(self._on_token_changed)
+        view_state.stepChanged.connect(self._update_step)
         self._render()
 
     def set_trace(self, trace: Trace | None) -> None:
@@ -207,6 +208,15 @@ class QtHeadView(QWidget):
         self.weights = attention_map(self.trace, state.kind, state.layer, state.head)
         self.heatmap.set_matrix(self.weights, queries, keys)
         self.lines.set_map(self.weights, queries, keys)
+        self._update_step()
+
+    def _update_step(self) -> None:
+        """Outline the decoder step's row when the rows are decoder steps."""
+        step = self.view_state.step
+        if self.trace is None or self.view_state.kind == "enc_self" or step is None:
+            self.heatmap.set_highlight_row(None)
+        else:
+            self.heatmap.set_highlight_row(step)
 
     def _on_heatmap_hovered(self, row: int, column: int) -> None:
         text = hover_text(self.trace, self.view_state.kind, self.weights, row, column) if self.trace else ""

@@ -13,6 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Signal
 from PySide6.QtGui import QFontMetricsF, QTransform
+from PySide6.QtWidgets import QGraphicsRectItem
 
 from gui.qt_theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
 
@@ -58,6 +59,12 @@ class QtHeatmap(pg.GraphicsLayoutWidget):
         self.matrix = np.zeros((0, 0), dtype=np.float32)
         self.row_labels: list[str] = []
         self.column_labels: list[str] = []
+        self.highlighted_row: int | None = None  # the decoder step in focus, outlined
+        self.row_outline = QGraphicsRectItem()
+        self.row_outline.setPen(pg.mkPen((255, 60, 60), width=2, cosmetic=True))
+        self.row_outline.setZValue(10)
+        self.row_outline.hide()
+        self.plot.addItem(self.row_outline)
         self._hovered = (-1, -1)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.plot.vb.sigResized.connect(self._update_ticks)
@@ -70,6 +77,17 @@ class QtHeatmap(pg.GraphicsLayoutWidget):
         rows, columns = matrix.shape
         self.plot.setRange(xRange=(-0.5, columns - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
         self._update_ticks()
+        self.set_highlight_row(self.highlighted_row)
+
+    def set_highlight_row(self, row: int | None) -> None:
+        """Outline row `row` (None: no outline)."""
+        rows, columns = self.matrix.shape
+        self.highlighted_row = row
+        if row is None or not 0 <= row < rows:
+            self.row_outline.hide()
+            return
+        self.row_outline.setRect(-0.5, row - 0.5, columns, 1.0)
+        self.row_outline.show()
 
     def _update_ticks(self) -> None:
         """Label every token that fits; on a long sentence, thin the labels instead of overlapping them."""
@@ -92,6 +110,7 @@ class QtHeatmap(pg.GraphicsLayoutWidget):
         self.matrix = np.zeros((0, 0), dtype=np.float32)
         self.row_labels, self.column_labels = [], []
         self.image.clear()
+        self.row_outline.hide()
         self.plot.getAxis("left").setTicks([[], []])
         self.plot.getAxis("top").setTicks([[], []])
 

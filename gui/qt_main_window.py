@@ -23,25 +23,33 @@ from PySide6.QtWidgets import (
     QButtonGroup,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLayout,
     QLineEdit,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QProgressBar,
     QPushButton,
+    QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.trace import ATTENTION_KINDS, Trace
-from gui.maps import head_label, latency_text, token_summary
+from gui.maps import AVERAGE, head_label, latency_text, token_summary
+from gui.qt_beam_view import QtBeamView
+from gui.qt_decoder_view import QtDecoderTimeline
 from gui.qt_head_view import QtHeadView
 from gui.qt_model_view import QtModelView
+from gui.qt_positional import QtPositionalView
 from gui.qt_theme import apply_theme
 from gui.qt_viewstate import ViewState
-from gui.qt_worker import ModelSummary, TranslationClient
+from gui.qt_walkthrough import QtWalkthroughPanel
+from gui.qt_worker import DecodeRequest, ModelSummary, TraceResult, TranslationClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS_ROOT = REPO_ROOT / "resources" / "models"
@@ -51,6 +59,17 @@ START_DELAY_MS = 50  # let the first paint happen before the worker starts impor
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LANGUAGES = {"fr": "French", "en": "English", "de": "German", "es": "Spanish"}
 KIND_BUTTONS = {"enc_self": "Encoder self", "dec_self": "Decoder self (masked)", "cross": "Encoder → decoder"}
+# File → Export: what can be exported, and the formats offered for it
+EXPORTS = {
+    "head": "Head view",
+    "grid": "Model grid",
+    "positional": "Positional encodings",
+    "step": "Decoder step",
+    "walkthrough": "Walkthrough",
+    "trace": "Trace data",
+}
+FIGURE_FILTER = "PNG image (*.png);;SVG vector image (*.svg);;PDF document (*.pdf)"
+TRACE_FILTER = "NumPy archive (*.npz);;JSON (*.json)"
 
 
 def shipped_models(root: Path = MODELS_ROOT) -> list[Path]:
@@ -84,6 +103,11 @@ class MainWindow(QMainWindow):
         self.models_root = Path(models_root)
         self.device = device
         self.trace: Trace | None = None
+        self.result: TraceResult | None = None  # the trace on screen with its beam tree and norms
+        self.forced_prefix: tuple[int, ...] = ()  # target ids the user forced (cleared when the text changes)
+        self.beam_selection: tuple[int, ...] | None = None  # the beam node whose path is shown
+        self.walkthrough = None  # engine.walkthrough.Walkthrough on screen
+        self.export_dpi = 200
         self.view_state = ViewState(self)
         self.client = TranslationClient(self)
         self._requested_model: Path | None = None
@@ -152,6 +176,20 @@ class MainWindow(QMainWindow):
         self.selection_label = QLabel()
         kinds_row.addSpacing(16)
         kinds_row.addWidget(self.selection_label)
+        kinds_row.addSpacing(16)
+        kinds_row.addWidget(QLabel("Beam size:"))
+        self.beam_size = QSpinBox()
+        self.beam_size.setRange(1, 16)
+        self.beam_size.setToolTip("1 is greedy decoding; above 1, the Beam search tab shows the search tree")
+        kinds_row.addWidget(self.beam_size)
+        self.forced_label = QLabel()
+        self.forced_label.setObjectName("forcedNotice")
+        self.forced_label.setStyleSheet("QLabel { background: #ffd9a8; color: #222; padding: 2px 6px; }")
+        self.forced_label.hide()
+        kinds_row.addWidget(self.forced_label)
+        self.unforce_button = QPushButton("Back to the model's choice")
+        self.unforce_button.hide()
+        kinds_row.addWidget(self.unforce_button)
         kinds_row.addStretch(1)
         keys = QLabel("PgUp/PgDn or Ctrl+↑/↓: layer · Ctrl+←/→ or Alt+←/→: head")
         keys.setEnabled(False)
@@ -164,6 +202,21 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.head_view)
         self.splitter.setSizes([700, 600])
 
+        self.timeline = QtDecoderTimeline(self.view_state)
+        self.beam_view = QtBeamView()
+        self.positional_view = QtPositionalView()
+        self.walkthrough_panel = QtWalkthroughPanel()
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("detailTabs")
+        self.tabs.addTab(self.timeline, "Decoder steps")
+        self.tabs.addTab(self.beam_view, "Beam search")
+        self.tabs.addTab(self.positional_view, "Positional encodings")
+        self.tabs.addTab(self.walkthrough_panel, "Walkthrough")
+        self.vertical = QSplitter(Qt.Orientation.Vertical)
+        self.vertical.addWidget(self.splitter)
+        self.vertical.addWidget(self.tabs)
+        self.vertical.setSizes([560, 300])  # the maps keep most of the room; the tabs can be dragged taller
+
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.addWidget(self.source)
@@ -171,7 +224,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.hint)
         layout.addWidget(self.truncated_notice)
         layout.addLayout(kinds_row)
-        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.vertical, 1)
         self.setCentralWidget(central)
 
         self.debounce = QTimer(self)
@@ -196,6 +249,15 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = file_menu.addAction("&Open model…", QKeySequence.StandardKey.Open, self.open_model_dialog)
+        self.export_menu = file_menu.addMenu("&Export")
+        self.export_actions: dict[str, QAction] = {}
+        for what, text in EXPORTS.items():
+            action = self.export_menu.addAction(f"{text}…", lambda w=what: self.export_dialog(w))
+            self.export_actions[what] = action
+        self.export_actions["head"].setShortcut(QKeySequence("Ctrl+E"))
+        self.export_menu.addSeparator()
+        self.export_menu.addAction("PNG resolution…", self.ask_export_dpi)
+        self.export_menu.aboutToShow.connect(self._update_export_actions)
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
 
@@ -263,7 +325,20 @@ class MainWindow(QMainWindow):
         self.kind_buttons.idClicked.connect(lambda index: self.view_state.set_kind(ATTENTION_KINDS[index]))
         self.view_state.selectionChanged.connect(self._on_selection_changed)
         self.head_view.mode.currentIndexChanged.connect(lambda index: self.lines_action.setChecked(index == 1))
+        self.client.resultShown.connect(self._on_result)
         self.client.traceShown.connect(self.show_trace)
+        self.client.walkthroughShown.connect(self._on_walkthrough)
+        self.client.walkthroughFailed.connect(self._on_walkthrough_failed)
+        self.beam_size.valueChanged.connect(self._on_beam_size_changed)
+        self.timeline.forceRequested.connect(self.force_token)
+        self.timeline.resetRequested.connect(self.unforce)
+        self.unforce_button.clicked.connect(self.unforce)
+        self.beam_view.nodeChosen.connect(self.show_beam_node)
+        self.view_state.selectionChanged.connect(self._request_walkthrough)
+        self.view_state.tokenChanged.connect(self._request_walkthrough)
+        self.view_state.stepChanged.connect(self._request_walkthrough)
+        self.tabs.currentChanged.connect(self._request_walkthrough)
+        self.walkthrough_panel.queryChosen.connect(self._on_walkthrough_query)
         self.client.emptyShown.connect(self.show_empty)
         self.client.translationFailed.connect(self._on_translation_failed)
         self.client.modelLoaded.connect(self._on_model_loaded)
@@ -284,6 +359,10 @@ class MainWindow(QMainWindow):
         splitter = self.settings.value("window/splitter")
         if isinstance(splitter, QByteArray):
             self.splitter.restoreState(splitter)
+        vertical = self.settings.value("window/vertical")
+        if isinstance(vertical, QByteArray):
+            self.vertical.restoreState(vertical)
+        self.tabs.setCurrentIndex(self.settings.value("window/tab", 0, type=int))
         self.dark_action.setChecked(self.settings.value("view/dark", False, type=bool))
         # blocked: the model is not loaded yet; the text is translated once it is
         self.source.blockSignals(True)
@@ -294,6 +373,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/splitter", self.splitter.saveState())
+        self.settings.setValue("window/vertical", self.vertical.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
         self.settings.setValue("source/text", self.source.text())
         self.settings.setValue("view/dark", self.dark_action.isChecked())
         if self.client.model is not None:
@@ -336,6 +417,7 @@ class MainWindow(QMainWindow):
         self._language = LANGUAGES.get(summary.source_language, summary.source_language)
         self.source.setPlaceholderText(f"Type a {self._language} sentence to translate…")
         self.view_state.set_model_shape(summary.n_layers, summary.n_heads)
+        self.positional_view.set_model(summary.d_model, summary.pe_base)
         self._on_selection_changed()  # the counts are known now, even if the shape did not change
         self._check_model_action(summary.directory)
         self._set_device_choice(summary.device_choice)
@@ -365,11 +447,58 @@ class MainWindow(QMainWindow):
     # --- translation ---
 
     def _on_text_changed(self, _text: str) -> None:
+        self.forced_prefix = ()  # a forced token belongs to the sentence it was chosen for
+        self.beam_selection = None
         self.debounce.start()  # restarts: only a pause in typing sends a request
+
+    def decode_request(self) -> DecodeRequest:
+        return DecodeRequest(beam_size=self.beam_size.value(), forced_prefix=self.forced_prefix)
 
     def request_translation(self) -> None:
         self.debounce.stop()
-        self.client.translate(self.source.text())
+        self.client.translate(self.source.text(), self.decode_request())
+
+    def force_token(self, step: int, token: int) -> None:
+        """Make the output take `token` at `step` (0-based) and decode on from there."""
+        if self.trace is None:
+            return
+        self.forced_prefix = tuple(int(t) for t in self.trace.out_ids[:step]) + (int(token),)
+        self.beam_selection = None
+        self.request_translation()
+
+    def unforce(self) -> None:
+        """Back to the model's own choices."""
+        self.forced_prefix = ()
+        self.beam_selection = None
+        self.request_translation()
+
+    def show_beam_node(self, tokens: tuple[int, ...]) -> None:
+        """Show the attention of a beam node's path: its prefix forced, greedy after it."""
+        self.forced_prefix = tuple(tokens)
+        self.beam_selection = tuple(tokens)
+        self.request_translation()
+
+    def _on_beam_size_changed(self, _value: int) -> None:
+        self.forced_prefix = ()
+        self.beam_selection = None
+        if self.source.text().strip() and self.client.model is not None:
+            self.request_translation()
+
+    def _on_result(self, result: TraceResult) -> None:
+        self.result = result
+        forced = len(result.request.forced_prefix)
+        self.timeline.set_trace(result.trace, forced_length=forced if self.beam_selection is None else 0)
+        if result.request.beam_size > 1:
+            self.beam_view.set_tree(result.beam, selected=self.beam_selection)
+        else:
+            self.beam_view.set_tree(None)
+        self.positional_view.set_result(result.trace, result.embedding_norms, result.positional_norms)
+        if forced and self.beam_selection is None:
+            self.forced_label.setText(f"⚑ {forced} token{'s' if forced > 1 else ''} forced by you")
+        elif self.beam_selection is not None:
+            self.forced_label.setText(f"⚑ showing a beam node's path ({forced} tokens forced)")
+        self.forced_label.setVisible(bool(forced))
+        self.unforce_button.setVisible(bool(forced))
 
     def show_trace(self, trace: Trace) -> None:
         self.trace = trace
@@ -389,12 +518,25 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"device: {trace.device}")
         if self.statusBar().currentMessage().startswith("Translation failed"):
             self.statusBar().clearMessage()
+        if self.result is None or self.result.trace is not trace:
+            self.result = None
+            self.timeline.set_trace(trace)
+            self.positional_view.set_result(trace, None, None)
+        self._request_walkthrough()
         self.traceDisplayed.emit(trace)
 
     def show_empty(self) -> None:
         self.trace = None
+        self.result = None
         self.model_view.set_trace(None)
         self.head_view.set_trace(None)
+        self.timeline.set_trace(None)
+        self.beam_view.set_tree(None)
+        self.positional_view.set_result(None, None, None)
+        self.walkthrough = None
+        self.walkthrough_panel.set_walkthrough(None)
+        self.forced_label.hide()
+        self.unforce_button.hide()
         self.translation.clear()
         self.translation.hide()
         self.truncated_notice.hide()
@@ -429,6 +571,135 @@ class MainWindow(QMainWindow):
         self.selection_label.setText(
             f"layer {state.layer + 1}/{state.n_layers()} · {head_label(state.head)} (of {state.n_heads})"
         )
+
+    # --- walkthrough ---
+
+    def walkthrough_selection(self) -> tuple[str, int, int, int] | None:
+        """(kind, layer, head, query) the walkthrough shows: the view state's, the query token from
+        ViewState.token, else the decoder step, else the first piece; the average shows head 1."""
+        if self.trace is None or self.trace.qkv is None:
+            return None
+        state = self.view_state
+        queries, _ = self.trace.axis_pieces(state.kind)
+        token = state.token
+        if token is not None and token.side == "query":
+            query = token.index
+        elif state.kind != "enc_self" and state.step is not None:
+            query = state.step
+        else:
+            query = 0
+        head = 0 if state.head == AVERAGE else int(state.head)
+        return state.kind, state.layer, head, min(max(query, 0), len(queries) - 1)
+
+    def _request_walkthrough(self, *_args) -> None:
+        """Ask the worker for the walkthrough, only while its tab is on screen (it costs a computation)."""
+        if self.tabs.currentWidget() is not self.walkthrough_panel:
+            return
+        selection = self.walkthrough_selection()
+        if selection is None:
+            return
+        self.client.walkthrough(self.trace, *selection)
+
+    def _on_walkthrough(self, walkthrough) -> None:
+        self.walkthrough = walkthrough
+        self.walkthrough_panel.set_walkthrough(walkthrough)
+
+    def _on_walkthrough_failed(self, message: str) -> None:
+        self.statusBar().showMessage(f"Walkthrough failed: {message}", 8000)
+
+    def _on_walkthrough_query(self, index: int) -> None:
+        from gui.maps import TokenFocus
+
+        self.view_state.set_token(TokenFocus("query", index))
+
+    # --- export ---
+
+    def _update_export_actions(self) -> None:
+        has_trace = self.trace is not None
+        for what, action in self.export_actions.items():
+            action.setEnabled(self.walkthrough is not None if what == "walkthrough" else has_trace)
+        self.export_actions["positional"].setEnabled(has_trace or self.positional_view.table.size > 0)
+
+    def ask_export_dpi(self) -> None:
+        dpi, ok = QInputDialog.getInt(
+            self, "PNG resolution", "Dots per inch for PNG exports:", self.export_dpi, 50, 1200
+        )
+        if ok:
+            self.export_dpi = dpi
+
+    def export_dialog(self, what: str) -> None:
+        name = {"trace": "trace.npz"}.get(what, f"{what}.png")
+        start = str(Path(str(self.settings.value("export/directory", Path.home()))) / name)
+        title = f"Export — {EXPORTS[what]}"
+        path, _ = QFileDialog.getSaveFileName(self, title, start, TRACE_FILTER if what == "trace" else FIGURE_FILTER)
+        if path:
+            self.settings.setValue("export/directory", str(Path(path).parent))
+            self.export_to(what, path)
+
+    def export_figure(self, what: str):
+        """The matplotlib figure of `what` for the current selection (built by engine.figures)."""
+        from engine import figures
+
+        state = self.view_state
+        if what == "walkthrough":
+            from engine.walkthrough import walkthrough_figure
+
+            if self.walkthrough is None:
+                raise figures.ExportError("open the Walkthrough tab first: there is no walkthrough to export")
+            return walkthrough_figure(self.walkthrough)
+        if what == "positional" and (self.positional_view.explore.isChecked() or self.trace is None):
+            view = self.positional_view
+            return figures.positional_figure(
+                d_model=view.width_box.value(), n_positions=view.positions.value(), base=view.base.value()
+            )
+        if self.trace is None:
+            raise figures.ExportError("nothing to export yet: type a sentence first")
+        head = "average" if state.head == AVERAGE else state.head
+        if what == "head":
+            return figures.head_figure(self.trace, state.kind, state.layer, head)
+        if what == "grid":
+            return figures.grid_figure(self.trace, state.kind)
+        if what == "positional":
+            return figures.positional_figure(self.trace)
+        if what == "step":
+            step = state.step if state.step is not None else 0
+            layer = min(state.layer, self.trace.n_layers["cross"] - 1)
+            return figures.step_figure(self.trace, step, layer, head)
+        raise ValueError(f"unknown export {what!r}")
+
+    def export_to(self, what: str, path: str | Path, dpi: int | None = None) -> bool:
+        """Write `what` to `path` (format by suffix); the status bar says what happened, a box says why not."""
+        from engine.figures import ExportError, save_figure
+
+        path = Path(path)
+        self.setCursor(Qt.CursorShape.WaitCursor)
+        try:
+            if what == "trace":
+                if self.trace is None:
+                    raise ExportError("nothing to export yet: type a sentence first")
+                if path.suffix.lower() not in (".npz", ".json"):
+                    raise ExportError(f"cannot write {path}: a trace is saved as .npz or .json")
+                try:
+                    self.trace.save(path)
+                except OSError as error:
+                    raise ExportError(f"cannot write {path}: {error.strerror or error}") from error
+            else:
+                fig = self.export_figure(what)
+                save_figure(fig, path, dpi=(dpi or self.export_dpi) if path.suffix.lower() == ".png" else None)
+        except (ExportError, ValueError) as error:
+            self.statusBar().showMessage(f"Export failed: {error}", 10000)
+            self._export_error(str(error))
+            return False
+        finally:
+            self.unsetCursor()
+        self.statusBar().showMessage(f"Exported {EXPORTS[what].lower()} to {path}", 8000)
+        return True
+
+    def _export_error(self, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Export failed", message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("exportError")
+        self.last_export_error = box
+        box.open()  # window-modal, not a nested event loop: tests and the worker keep running
 
     def set_dark(self, dark: bool) -> None:
         apply_theme(dark)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtWidgets import QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from engine.trace import Trace
 from gui.maps import AVERAGE, KIND_TITLES, Head
@@ -30,6 +30,11 @@ class _CellBox(pg.ViewBox):
         self.image = pg.ImageItem(axisOrder="row-major", levels=WEIGHT_LEVELS)
         self.image.setColorMap(pg.colormap.get(COLOR_MAP))
         self.addItem(self.image)
+        self.step_outline = QGraphicsRectItem()  # the decoder step in focus
+        self.step_outline.setPen(pg.mkPen((255, 60, 60), width=1.5, cosmetic=True))
+        self.step_outline.setZValue(10)
+        self.step_outline.hide()
+        self.addItem(self.step_outline)
         self.setToolTip(
             f"layer {layer + 1}, {'head average' if head == AVERAGE else f'head {head + 1}'}: click to open"
         )
@@ -66,6 +71,7 @@ class QtModelView(QWidget):
         self._shown_kind: str | None = None
         self._highlight = pg.mkPen(color=(255, 80, 80), width=3)
         view_state.selectionChanged.connect(self._on_selection_changed)
+        view_state.stepChanged.connect(self._update_step)
         self._apply_palette()
         self._update_title()
 
@@ -106,6 +112,25 @@ class QtModelView(QWidget):
             for cell in row:
                 cell.setRange(xRange=(0, maps.shape[3]), yRange=(0, maps.shape[2]), padding=0)
         self._update_highlight()
+        self._update_step()
+
+    def highlighted_step(self) -> int | None:
+        """The row outlined in every cell: the decoder step, for the kinds whose rows are steps."""
+        step = self.view_state.step
+        if self.trace is None or step is None or self._shown_kind == "enc_self":
+            return None
+        return step if step < len(self.trace.tgt_pieces) else None
+
+    def _update_step(self) -> None:
+        step = self.highlighted_step()
+        for row in self.cells:
+            for cell in row:
+                if step is None:
+                    cell.step_outline.hide()
+                    continue
+                width = cell.image.image.shape[1] if cell.image.image is not None else 0
+                cell.step_outline.setRect(0, step, width, 1)
+                cell.step_outline.show()
 
     def _ensure_grid(self, n_layers: int, n_heads: int) -> None:
         """Build the cells when the shape changes (a new model or kind), never per keystroke."""

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.trace import Trace
@@ -51,6 +52,50 @@ class ModelSummary:
     n_layers: dict[str, int]
     n_heads: int
     max_positions: int
+    d_model: int = 0
+    pe_base: float = 10000.0
+
+
+@dataclass(frozen=True)
+class DecodeRequest:
+    """How to decode: beam size (1 is greedy) and the target ids the output must start with."""
+
+    beam_size: int = 1
+    forced_prefix: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class BeamNode:
+    """One hypothesis of the beam search tree (plain data for the GUI)."""
+
+    tokens: tuple[int, ...]  # the path from <s>, this node's token last
+    pieces: tuple[str, ...]
+    depth: int  # 1-based decoding step
+    rank: int  # place among the beams alive at that step
+    parent: int  # index of the parent node in BeamTree.nodes, -1 for the root's children
+    log_prob: float
+    score: float | None  # length-normalised score of a finished hypothesis
+    finished: bool
+    survived: bool  # on the path of one of the final hypotheses (else pruned)
+
+
+@dataclass(frozen=True)
+class BeamTree:
+    beam_size: int
+    nodes: list[BeamNode]
+    best: tuple[int, ...]  # the best hypothesis' tokens
+    hypotheses: list[tuple[tuple[int, ...], float]]  # every final hypothesis and its score, best first
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """What the worker sends for one request: the trace and what the step and positional views need."""
+
+    trace: Trace
+    request: DecodeRequest
+    beam: BeamTree | None  # the search tree when beam_size > 1
+    embedding_norms: np.ndarray  # (S,) ‖embedding × √d_model‖ of each source piece
+    positional_norms: np.ndarray  # (S,) ‖positional row‖
 
 
 class TranslationWorker(QObject):
@@ -58,15 +103,18 @@ class TranslationWorker(QObject):
 
     modelLoaded = Signal(object)  # ModelSummary
     modelFailed = Signal(str, str)  # directory, one-line reason
-    traceReady = Signal(int, object)  # request id, Trace
+    traceReady = Signal(int, object)  # request id, TraceResult
     traceEmpty = Signal(int)  # request id: blank text
     traceFailed = Signal(int, str)  # request id, one-line reason
+    walkthroughReady = Signal(int, object)  # request id, engine.walkthrough.Walkthrough
+    walkthroughFailed = Signal(int, str)
 
-    def __init__(self, latest: LatestRequest) -> None:
+    def __init__(self, latest: LatestRequest, walkthrough_latest: LatestRequest | None = None) -> None:
         super().__init__()
         self._latest = latest
         self._translator = None  # engine.translator.Translator, created in this thread
         self._draft: list[int] | None = None  # the last output, to speed up the next decode
+        self._walkthrough_latest = walkthrough_latest or LatestRequest()
 
     @Slot(str, str)
     def load_model(self, directory: str, device: str) -> None:
@@ -98,11 +146,13 @@ class TranslationWorker(QObject):
                 },
                 n_heads=cfg.n_heads,
                 max_positions=cfg.max_positions,
+                d_model=cfg.d_model,
+                pe_base=float(getattr(cfg, "pe_base", 10000.0)),
             )
         )
 
-    @Slot(int, str)
-    def translate(self, request_id: int, text: str) -> None:
+    @Slot(int, str, object)
+    def translate(self, request_id: int, text: str, request: DecodeRequest) -> None:
         if request_id != self._latest.value:
             return  # the user has typed on: a newer request replaces this one
         if self._translator is None:
@@ -111,7 +161,7 @@ class TranslationWorker(QObject):
         from engine.translator import EmptyInputError
 
         try:
-            trace = self._translator.trace(text, draft=self._draft)
+            result = self._trace(text, request)
         except EmptyInputError:
             self.traceEmpty.emit(request_id)
             return
@@ -120,8 +170,105 @@ class TranslationWorker(QObject):
             self._draft = None
             self.traceFailed.emit(request_id, _one_line(error))
             return
-        self._draft = trace.out_ids.tolist()
-        self.traceReady.emit(request_id, trace)
+        if not request.forced_prefix:
+            self._draft = result.trace.out_ids.tolist()
+        self.traceReady.emit(request_id, result)
+
+    def _trace(self, text: str, request: DecodeRequest) -> TraceResult:
+        from dataclasses import replace
+
+        from engine.decoding import DecodingOptions
+        from engine.translator import TraceOptions
+
+        translator = self._translator
+        beam = None
+        prefix = tuple(request.forced_prefix)
+        decoding = "greedy"
+        if request.beam_size > 1:
+            result = translator.beam(text, DecodingOptions(beam_size=request.beam_size))
+            beam = beam_tree(result, request.beam_size, translator.tokenizer.target_pieces)
+            decoding = f"beam {request.beam_size}"
+            if not prefix:  # the trace of the best hypothesis: one forced pass over it
+                prefix = beam.best
+        options = TraceOptions(forced_prefix=prefix, with_qkv=True)
+        draft = self._draft if not prefix else None
+        trace = translator.trace(text, options, draft=draft)
+        if request.forced_prefix:
+            decoding = f"forced prefix of {len(request.forced_prefix)}"
+        trace = replace(trace, decoding=decoding)
+        embed = trace.qkv["encoder.embed"].astype(np.float64)  # (S, d) embedding × √d + positional
+        positional = trace.positional.astype(np.float64)
+        return TraceResult(
+            trace=trace,
+            request=request,
+            beam=beam,
+            embedding_norms=np.linalg.norm(embed - positional, axis=1),
+            positional_norms=np.linalg.norm(positional, axis=1),
+        )
+
+    @Slot(int, object, str, int, int, int)
+    def walkthrough(self, request_id: int, trace: Trace, kind: str, layer: int, head: int, query: int) -> None:
+        if request_id != self._walkthrough_latest.value or self._translator is None:
+            return
+        try:
+            from engine.walkthrough import walkthrough_from_model
+
+            result = walkthrough_from_model(self._translator.model, trace, kind, layer, head, query)
+        except Exception as error:
+            log.exception("walkthrough failed")
+            self.walkthroughFailed.emit(request_id, _one_line(error))
+            return
+        self.walkthroughReady.emit(request_id, result)
+
+
+def beam_tree(result, beam_size: int, pieces_of) -> BeamTree:
+    """The search tree of an engine BeamResult as plain nodes: every surviving beam of every step,
+    plus the finished hypotheses as leaves; nodes off every final path are marked pruned."""
+    finals = [tuple(h.tokens) for h in result.hypotheses]
+    on_path = {path[:n] for path in finals for n in range(1, len(path) + 1)}
+    nodes: list[BeamNode] = []
+    previous: list[int] = []  # node index of each beam alive after the previous step
+    by_path: dict[tuple[int, ...], int] = {}
+    for depth, step in enumerate(result.steps, start=1):
+        current = []
+        for rank, (token, parent, log_prob) in enumerate(zip(step.tokens, step.parents, step.log_probs, strict=True)):
+            parent_index = previous[parent] if previous else -1
+            path = (nodes[parent_index].tokens if parent_index >= 0 else ()) + (int(token),)
+            node = BeamNode(path, (), depth, rank, parent_index, float(log_prob), None, False, path in on_path)
+            by_path[path] = len(nodes)
+            current.append(len(nodes))
+            nodes.append(node)
+        previous = current
+    ranks: dict[int, int] = {}
+    for hypothesis in result.hypotheses:
+        path = tuple(int(t) for t in hypothesis.tokens)
+        if path in by_path:  # stopped by the length limit: the node exists already
+            index = by_path[path]
+            nodes[index] = replace_node(nodes[index], score=float(hypothesis.score), finished=hypothesis.finished)
+            continue
+        parent_index = by_path.get(path[:-1], -1)
+        depth = len(path)
+        rank = ranks.get(depth, sum(1 for n in nodes if n.depth == depth))  # below the beams of that step
+        ranks[depth] = rank + 1
+        by_path[path] = len(nodes)
+        nodes.append(
+            BeamNode(
+                path, (), depth, rank, parent_index, float(hypothesis.log_prob), float(hypothesis.score), True, True
+            )
+        )
+    nodes = [replace_node(n, pieces=tuple(pieces_of(list(n.tokens)))) for n in nodes]
+    return BeamTree(
+        beam_size=beam_size,
+        nodes=nodes,
+        best=finals[0] if finals else (),
+        hypotheses=[(tuple(h.tokens), float(h.score)) for h in result.hypotheses],
+    )
+
+
+def replace_node(node: BeamNode, **changes) -> BeamNode:
+    from dataclasses import replace
+
+    return replace(node, **changes)
 
 
 def _one_line(error: BaseException) -> str:
@@ -137,10 +284,14 @@ class TranslationClient(QObject):
 
     # GUI → worker (queued, because the worker lives in the other thread)
     _loadRequested = Signal(str, str)
-    _translateRequested = Signal(int, str)
+    _translateRequested = Signal(int, str, object)
+    _walkthroughRequested = Signal(int, object, str, int, int, int)
 
     # to the window
     traceShown = Signal(object)  # Trace: the newest request's result
+    resultShown = Signal(object)  # TraceResult: the same, with the beam tree and the norms (emitted first)
+    walkthroughShown = Signal(object)  # Walkthrough of the newest walkthrough request
+    walkthroughFailed = Signal(str)
     emptyShown = Signal()
     translationFailed = Signal(str)
     modelLoaded = Signal(object)  # ModelSummary
@@ -150,6 +301,7 @@ class TranslationClient(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._latest = LatestRequest()
+        self._walkthrough_latest = LatestRequest()
         self._pending_loads = 0
         self._pending_request: int | None = None  # id of a translation not yet answered
         self._closed = False
@@ -157,10 +309,13 @@ class TranslationClient(QObject):
 
         self._thread = QThread()
         self._thread.setObjectName("translation-worker")
-        self._worker = TranslationWorker(self._latest)
+        self._worker = TranslationWorker(self._latest, self._walkthrough_latest)
         self._worker.moveToThread(self._thread)
         self._loadRequested.connect(self._worker.load_model)
         self._translateRequested.connect(self._worker.translate)
+        self._walkthroughRequested.connect(self._worker.walkthrough)
+        self._worker.walkthroughReady.connect(self._on_walkthrough_ready)
+        self._worker.walkthroughFailed.connect(self._on_walkthrough_failed)
         self._worker.modelLoaded.connect(self._on_model_loaded)
         self._worker.modelFailed.connect(self._on_model_failed)
         self._worker.traceReady.connect(self._on_trace_ready)
@@ -178,7 +333,7 @@ class TranslationClient(QObject):
         self._emit_loading()
         self._loadRequested.emit(str(directory), device)
 
-    def translate(self, text: str) -> int:
+    def translate(self, text: str, request: DecodeRequest | None = None) -> int:
         """Ask for `text`; returns the request id. Blank text is answered at once, without the worker."""
         request_id = self._latest.next()
         if self._closed:
@@ -188,7 +343,14 @@ class TranslationClient(QObject):
             self.emptyShown.emit()
             return request_id
         self._pending_request = request_id
-        self._translateRequested.emit(request_id, text)
+        self._translateRequested.emit(request_id, text, request or DecodeRequest())
+        return request_id
+
+    def walkthrough(self, trace: Trace, kind: str, layer: int, head: int, query: int) -> int:
+        """Ask for one head's walkthrough of `trace` (recorded with q/k/v); the newest request wins."""
+        request_id = self._walkthrough_latest.next()
+        if not self._closed:
+            self._walkthroughRequested.emit(request_id, trace, kind, layer, head, query)
         return request_id
 
     @property
@@ -210,6 +372,7 @@ class TranslationClient(QObject):
             return
         self._closed = True
         self._latest.next()  # every queued translation is now stale and will be skipped
+        self._walkthrough_latest.next()
         self._thread.quit()
         self._thread.wait()
 
@@ -219,11 +382,22 @@ class TranslationClient(QObject):
         return not self._closed and request_id == self._latest.value
 
     @Slot(int, object)
-    def _on_trace_ready(self, request_id: int, trace: Trace) -> None:
+    def _on_trace_ready(self, request_id: int, result: TraceResult) -> None:
         if not self._is_newest(request_id):
             return  # a newer request is on its way: never show a stale result
         self._pending_request = None
-        self.traceShown.emit(trace)
+        self.resultShown.emit(result)
+        self.traceShown.emit(result.trace)
+
+    @Slot(int, object)
+    def _on_walkthrough_ready(self, request_id: int, walkthrough) -> None:
+        if not self._closed and request_id == self._walkthrough_latest.value:
+            self.walkthroughShown.emit(walkthrough)
+
+    @Slot(int, str)
+    def _on_walkthrough_failed(self, request_id: int, message: str) -> None:
+        if not self._closed and request_id == self._walkthrough_latest.value:
+            self.walkthroughFailed.emit(message)
 
     @Slot(int)
     def _on_trace_empty(self, request_id: int) -> None:

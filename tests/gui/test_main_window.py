@@ -263,6 +263,8 @@ def test_lines_mode_draws_links_and_highlights_the_hovered_token(window, qtbot):
     assert any(c != background for c in between), "no link drawn between the token columns"
 
     key_rect = lines.token_rect("key", 1)
+    qtbot.mouseMove(lines, QPoint(1, 1))  # a real move even if the pointer was already there
+    qtbot.wait(50)
     qtbot.mouseMove(lines, key_rect.center().toPoint())
     qtbot.waitUntil(lambda: window.view_state.token == TokenFocus("key", 1))
     assert "is attended most by" in window.head_view.readout.text()

@@ -1,0 +1,273 @@
+"""The decoder, step by step: a slider with play / pause / step over t = 1 … T, and at step t the
+output so far, the top-k candidates (click one to force it), the cross-attention row over the source
+and the masked self-attention row with the future positions shown as masked.
+
+The step lives in ViewState.step (0-based row of the trace); the layer and head are the ViewState's.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.trace import Trace
+from gui.maps import attention_map, head_label
+from gui.qt_theme import plot_colors
+from gui.qt_viewstate import ViewState
+
+PLAY_MS = 700
+MASKED_TEXT = "−∞ → 0"
+
+
+def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cross row over the source, self row over the decoder input, visible mask) of step `step`."""
+    cross = attention_map(trace, "cross", layer, head)[step]
+    self_row = attention_map(trace, "dec_self", layer, head)[step]
+    visible = np.arange(len(self_row)) <= step
+    return cross, self_row, visible
+
+
+class QtDecoderTimeline(QWidget):
+    forceRequested = Signal(int, int)  # step (0-based), token id
+    resetRequested = Signal()  # back to the model's own choices
+
+    def __init__(self, view_state: ViewState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view_state = view_state
+        self.trace: Trace | None = None
+        self.forced_length = 0  # how many leading output tokens the user forced
+        self.cross_row = np.zeros(0)
+        self.self_row = np.zeros(0)
+        self.visible = np.zeros(0, dtype=bool)
+        self.topk_ids = np.zeros(0, dtype=np.int64)
+        self.topk_probs = np.zeros(0)
+
+        self.back = QPushButton("◀ step")
+        self.play = QPushButton("▶ play")
+        self.play.setCheckable(True)
+        self.forward = QPushButton("step ▶")
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setMinimum(1)
+        self.slider.setPageStep(1)
+        self.step_label = QLabel()
+        self.step_label.setMinimumWidth(90)
+        self.reset = QPushButton("Back to the model's choice")
+        self.reset.setToolTip("Forget the forced tokens and decode freely again")
+        self.reset.hide()
+        bar = QHBoxLayout()
+        for widget in (self.back, self.play, self.forward):
+            bar.addWidget(widget)
+        bar.addWidget(self.slider, 1)
+        bar.addWidget(self.step_label)
+        bar.addWidget(self.reset)
+
+        self.output = QLabel()
+        self.output.setWordWrap(True)
+        self.output.setTextFormat(Qt.TextFormat.RichText)
+        self.candidates = QListWidget()
+        self.candidates.setToolTip("Click a candidate to force it at this step; decoding continues from there")
+        self.candidates.setMaximumWidth(230)
+        self.topk_plot = self._plot("top-k candidates (probability)")
+        self.cross_plot = self._plot("cross-attention over the source")
+        self.self_plot = self._plot("masked self-attention over the output so far")
+        self.topk_plot.scene().sigMouseClicked.connect(self._on_topk_clicked)
+
+        grid = QGridLayout()
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<b>candidates</b> (click to force)"))
+        left.addWidget(self.candidates, 1)
+        grid.addLayout(left, 0, 0, 2, 1)
+        grid.addWidget(self.topk_plot, 0, 1, 2, 1)
+        grid.addWidget(self.cross_plot, 0, 2)
+        grid.addWidget(self.self_plot, 1, 2)
+        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(2, 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(bar)
+        layout.addWidget(self.output)
+        layout.addLayout(grid, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(PLAY_MS)
+        self.timer.timeout.connect(self._advance)
+        self.play.toggled.connect(self._on_play)
+        self.back.clicked.connect(lambda: self.move(-1))
+        self.forward.clicked.connect(lambda: self.move(1))
+        self.slider.valueChanged.connect(lambda value: self.view_state.set_step(value - 1))
+        self.candidates.itemClicked.connect(self._on_candidate_clicked)
+        self.reset.clicked.connect(self.resetRequested.emit)
+        view_state.stepChanged.connect(self._render)
+        view_state.selectionChanged.connect(self._render)
+        self._render()
+
+    def _plot(self, title: str) -> pg.PlotWidget:
+        plot = pg.PlotWidget()
+        plot.setMenuEnabled(False)
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        plot.setTitle(title)
+        background, foreground = plot_colors(self)
+        plot.setBackground(background)
+        for side in ("left", "bottom"):
+            plot.getAxis(side).setPen(foreground)
+            plot.getAxis(side).setTextPen(foreground)
+        return plot
+
+    # --- inputs ---
+
+    def set_trace(self, trace: Trace | None, forced_length: int = 0) -> None:
+        self.trace = trace
+        self.forced_length = forced_length
+        self.reset.setVisible(forced_length > 0)
+        if trace is None:
+            self.timer.stop()
+            self.play.setChecked(False)
+            self._render()
+            return
+        n = len(trace.tgt_pieces)
+        step = self.view_state.step
+        self.slider.blockSignals(True)
+        self.slider.setMaximum(n)
+        self.slider.blockSignals(False)
+        if step is None or step >= n:
+            step = min(max(forced_length - 1, 0), n - 1) if forced_length else min(n - 1, n // 2)
+        self.view_state.set_step(step)
+        self._render()
+
+    def move(self, delta: int) -> None:
+        if self.trace is None:
+            return
+        step = self.view_state.step or 0
+        self.view_state.set_step(min(max(step + delta, 0), len(self.trace.tgt_pieces) - 1))
+
+    def _advance(self) -> None:
+        if self.trace is None or (self.view_state.step or 0) >= len(self.trace.tgt_pieces) - 1:
+            self.play.setChecked(False)
+            return
+        self.move(1)
+
+    def _on_play(self, on: bool) -> None:
+        self.play.setText("❚❚ pause" if on else "▶ play")
+        if on:
+            if self.trace is not None and (self.view_state.step or 0) >= len(self.trace.tgt_pieces) - 1:
+                self.view_state.set_step(0)  # play from the start once the end is reached
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def _on_candidate_clicked(self, item: QListWidgetItem) -> None:
+        if self.trace is not None and self.view_state.step is not None:
+            self.forceRequested.emit(self.view_state.step, int(item.data(Qt.ItemDataRole.UserRole)))
+
+    def _on_topk_clicked(self, event) -> None:
+        if self.trace is None or not self.topk_probs.size:
+            return
+        point = self.topk_plot.plotItem.vb.mapSceneToView(event.scenePos())
+        index = round(point.y())
+        if 0 <= index < len(self.topk_ids) and 0 <= point.x() <= 1.2:
+            self.forceRequested.emit(self.view_state.step, int(self.topk_ids[index]))
+
+    def force_candidate(self, rank: int) -> None:
+        """Force the step's `rank`-th candidate (what clicking it does)."""
+        self._on_candidate_clicked(self.candidates.item(rank))
+
+    # --- drawing ---
+
+    def _render(self) -> None:
+        trace, state = self.trace, self.view_state
+        for plot in (self.topk_plot, self.cross_plot, self.self_plot):
+            plot.clear()
+        if trace is None or state.step is None:
+            self.output.setText("<i>The decoder's steps appear here once a sentence is translated.</i>")
+            self.candidates.clear()
+            self.step_label.clear()
+            self.cross_row = self.self_row = np.zeros(0)
+            return
+        step = min(state.step, len(trace.tgt_pieces) - 1)
+        self.slider.blockSignals(True)
+        self.slider.setValue(step + 1)
+        self.slider.blockSignals(False)
+        self.step_label.setText(f"step {step + 1}/{len(trace.tgt_pieces)}")
+        layer = min(state.layer, trace.n_layers["cross"] - 1)
+        self.cross_row, self.self_row, self.visible = step_rows(trace, layer, state.head, step)
+        self.topk_ids = trace.topk_ids[step]
+        self.topk_probs = trace.topk_probs[step]
+        self._show_output(trace, step)
+        self._show_candidates(trace, step)
+        self._draw_topk(trace, step)
+        where = f"layer {layer + 1}, {head_label(state.head)}"
+        self._draw_row(self.cross_plot, self.cross_row, trace.src_pieces, None)
+        self.cross_plot.setTitle(f"step {step + 1}: cross-attention over the source ({where})")
+        self._draw_row(self.self_plot, self.self_row, trace.tgt_pieces, self.visible)
+        self.self_plot.setTitle(f"step {step + 1}: masked self-attention over the decoder input ({where})")
+
+    def _show_output(self, trace: Trace, step: int) -> None:
+        done = [html.escape(p) for p in trace.out_pieces[:step]]
+        forced = [i < self.forced_length for i in range(step + 1)]
+        parts = [f"<u>{p}</u>" if forced[i] else p for i, p in enumerate(done)]
+        chosen = html.escape(trace.out_pieces[step])
+        mark = " (forced)" if forced[step] else ""
+        self.output.setText(
+            f"output so far: {' '.join(parts)} <b style='color:#d62728'>[{chosen}]</b>{mark}"
+            f" &nbsp; <small>(underlined: forced; in brackets: chosen at step {step + 1})</small>"
+        )
+
+    def _show_candidates(self, trace: Trace, step: int) -> None:
+        self.candidates.clear()
+        chosen = int(trace.out_ids[step])
+        for token, piece, prob in zip(
+            trace.topk_ids[step], trace.topk_pieces[step], trace.topk_probs[step], strict=True
+        ):
+            item = QListWidgetItem(f"{piece}   {prob:.3f}" + ("   ← chosen" if int(token) == chosen else ""))
+            item.setData(Qt.ItemDataRole.UserRole, int(token))
+            self.candidates.addItem(item)
+
+    def _draw_topk(self, trace: Trace, step: int) -> None:
+        chosen = int(trace.out_ids[step])
+        y = np.arange(len(self.topk_probs))
+        brushes = ["#d62728" if int(t) == chosen else "#9ecae1" for t in self.topk_ids]
+        self.topk_plot.addItem(pg.BarGraphItem(x0=0, y=y, width=self.topk_probs, height=0.7, brushes=brushes))
+        self.topk_plot.getAxis("left").setTicks([[(i, p) for i, p in enumerate(trace.topk_pieces[step])]])
+        self.topk_plot.getViewBox().invertY(True)
+        self.topk_plot.setXRange(0, 1.3, padding=0)  # room for the probability after a bar of 1
+        self.topk_plot.setYRange(-0.6, len(y) - 0.4, padding=0)
+        for i, p in enumerate(self.topk_probs):
+            text = pg.TextItem(f"{p:.3f}", anchor=(0, 0.5), color=plot_colors(self)[1])
+            text.setPos(float(p) + 0.01, i)
+            self.topk_plot.addItem(text)
+        self.topk_plot.setTitle(f"step {step + 1}: top-{len(y)} next pieces (red: chosen)")
+
+    def _draw_row(self, plot: pg.PlotWidget, row: np.ndarray, pieces: list[str], visible: np.ndarray | None) -> None:
+        x = np.arange(len(row))
+        shown = row if visible is None else np.where(visible, row, 0.0)
+        plot.addItem(pg.BarGraphItem(x=x, height=shown, width=0.75, brush="#2171b5"))
+        if visible is not None and not visible.all():
+            hidden = x[~visible]
+            hatch = QBrush(QColor(150, 150, 150), Qt.BrushStyle.BDiagPattern)
+            plot.addItem(
+                pg.BarGraphItem(x=hidden, height=np.ones(len(hidden)), width=0.75, brush=hatch, pen=pg.mkPen("#999"))
+            )
+            label = pg.TextItem(
+                f"masked (future): {MASKED_TEXT}", anchor=(0.5, 0.5), color=(40, 40, 40), fill=(255, 255, 255, 220)
+            )
+            label.setPos(float(hidden.mean()), 0.5)
+            plot.addItem(label)
+        plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(pieces)]])
+        plot.setYRange(0, 1.05, padding=0)
+        plot.setXRange(-0.6, max(len(row), 4) - 0.4, padding=0)

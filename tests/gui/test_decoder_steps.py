@@ -1,0 +1,236 @@
+"""Issue 5 in the window: positional encodings, the decoder timeline, forcing a token, beam search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from engine.decoding import DecodingOptions
+from engine.positional import sinusoidal_table
+from engine.translator import TraceOptions
+from gui.maps import AVERAGE, TokenFocus
+from gui.qt_beam_view import best_path_nodes
+from gui.qt_decoder_view import MASKED_TEXT
+from gui.qt_model_view import cell_data
+from gui.qt_positional import parse_dimensions
+
+TIMEOUT_MS = 60_000
+TEXT = "je suis étudiant et tu es mon ami"
+
+
+def show_sentence(qtbot, window, text: str = TEXT) -> None:
+    window.source.setText(text)
+    qtbot.waitUntil(lambda: window.trace is not None and window.trace.source_text == text, timeout=TIMEOUT_MS)
+
+
+def wait_for_new_trace(qtbot, window, before) -> None:
+    qtbot.waitUntil(lambda: window.trace is not None and window.trace is not before, timeout=TIMEOUT_MS)
+
+
+# --- the decoder timeline ---
+
+
+@pytest.mark.parametrize("head", [1, AVERAGE])
+def test_the_timeline_at_step_t_shows_row_t_and_the_steps_top_k(window, qtbot, head):
+    show_sentence(qtbot, window)
+    trace, state, timeline = window.trace, window.view_state, window.timeline
+    state.select(layer=2, head=head)
+    n = len(trace.tgt_pieces)
+    assert timeline.slider.maximum() == n
+    for step in range(n):
+        timeline.slider.setValue(step + 1)  # what dragging the slider to t = step + 1 does
+        assert state.step == step
+        maps = {kind: trace.attention(kind)[2] for kind in ("cross", "dec_self")}
+        expected = {k: (m.mean(axis=0) if head == AVERAGE else m[head])[step] for k, m in maps.items()}
+        np.testing.assert_allclose(timeline.cross_row, expected["cross"])
+        np.testing.assert_allclose(timeline.self_row, expected["dec_self"])
+        np.testing.assert_array_equal(timeline.topk_ids, trace.topk_ids[step])
+        np.testing.assert_array_equal(timeline.topk_probs, trace.topk_probs[step])
+        assert timeline.candidates.count() == trace.topk_ids.shape[1]
+        # the future is masked: shown as such, not as weight 0
+        np.testing.assert_array_equal(timeline.visible, np.arange(n) <= step)
+        assert f"step {step + 1}/{n}" == timeline.step_label.text()
+        assert f"[{trace.out_pieces[step]}]" in timeline.output.text()
+    masked_labels = [item for item in timeline.self_plot.items() if getattr(item, "textItem", None) is not None]
+    assert not masked_labels  # the last step sees every position: nothing is masked
+    timeline.slider.setValue(1)
+    assert any(
+        MASKED_TEXT in item.textItem.toPlainText() for item in timeline.self_plot.items() if hasattr(item, "textItem")
+    )
+
+
+def test_the_step_buttons_and_play_move_through_the_steps(window, qtbot):
+    show_sentence(qtbot, window)
+    timeline, state = window.timeline, window.view_state
+    state.set_step(0)
+    qtbot.mouseClick(timeline.forward, Qt.MouseButton.LeftButton)
+    assert state.step == 1
+    qtbot.mouseClick(timeline.back, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(timeline.back, Qt.MouseButton.LeftButton)
+    assert state.step == 0
+    timeline.timer.setInterval(10)
+    timeline.play.setChecked(True)
+    last = len(window.trace.tgt_pieces) - 1
+    qtbot.waitUntil(lambda: state.step == last and not timeline.play.isChecked(), timeout=TIMEOUT_MS)
+
+
+def test_the_head_view_and_the_grid_outline_the_selected_step(window, qtbot):
+    show_sentence(qtbot, window)
+    window.view_state.set_step(2)
+    assert window.head_view.heatmap.highlighted_row == 2
+    assert window.head_view.heatmap.row_outline.isVisible()
+    assert window.model_view.highlighted_step() == 2
+    assert window.model_view.cell(0, 0).step_outline.isVisible()
+    window.view_state.set_kind("enc_self")  # encoder rows are source pieces, not steps
+    assert window.head_view.heatmap.highlighted_row is None
+    assert not window.model_view.cell(0, 0).step_outline.isVisible()
+
+
+# --- forcing a token ---
+
+
+def test_forcing_a_candidate_decodes_on_from_the_forced_prefix(window, qtbot, reference):
+    show_sentence(qtbot, window)
+    before = window.trace
+    step = 1
+    window.view_state.set_step(step)
+    rank = next(r for r, t in enumerate(before.topk_ids[step]) if t != before.out_ids[step])
+    chosen = int(before.topk_ids[step][rank])
+    window.timeline.force_candidate(rank)  # what clicking the candidate does
+    wait_for_new_trace(qtbot, window, before)
+    after = window.trace
+    prefix = (*before.out_ids[:step].tolist(), chosen)
+    assert tuple(after.out_ids[: step + 1].tolist()) == prefix
+    assert window.forced_prefix == prefix
+    expected = reference.trace(TEXT, TraceOptions(forced_prefix=prefix))
+    assert after.translation == expected.translation
+    np.testing.assert_allclose(after.cross, expected.cross, atol=1e-6)
+    # the attention was recomputed for the new path: every view shows it
+    assert not np.array_equal(after.dec_self[:, :, : step + 2], before.dec_self[:, :, : step + 2])
+    np.testing.assert_array_equal(cell_data(window.model_view, 0, 0), after.cross[0, 0])
+    np.testing.assert_array_equal(window.head_view.heatmap.image.image, after.cross[0, 0])
+    assert window.timeline.trace is after and window.timeline.forced_length == step + 1
+    assert window.unforce_button.isVisible() and window.timeline.reset.isVisible()
+
+    qtbot.mouseClick(window.timeline.reset, Qt.MouseButton.LeftButton)
+    wait_for_new_trace(qtbot, window, after)
+    assert window.forced_prefix == ()
+    assert window.trace.translation == before.translation
+    assert not window.unforce_button.isVisible()
+
+
+def test_typing_forgets_the_forced_tokens(window, qtbot):
+    show_sentence(qtbot, window)
+    before = window.trace
+    window.force_token(0, int(before.topk_ids[0][1]))
+    wait_for_new_trace(qtbot, window, before)
+    assert window.forced_prefix
+    show_sentence(qtbot, window, "le chien dort")
+    assert window.forced_prefix == ()
+    assert window.trace.decoding == "greedy"
+
+
+# --- beam search ---
+
+
+def test_the_beam_trees_best_path_is_the_engines_beam_output(window, qtbot, reference):
+    show_sentence(qtbot, window)
+    before = window.trace
+    window.beam_size.setValue(3)
+    qtbot.waitUntil(lambda: window.result is not None and window.result.beam is not None, timeout=TIMEOUT_MS)
+    tree = window.beam_view.tree
+    expected = reference.beam(TEXT, DecodingOptions(beam_size=3))
+    assert window.beam_view.best_path_tokens() == tuple(expected.hypotheses[0].tokens)
+    assert tree.best == tuple(expected.hypotheses[0].tokens)
+    assert [h for h, _ in tree.hypotheses] == [tuple(h.tokens) for h in expected.hypotheses]
+    assert tuple(window.trace.out_ids.tolist()) == tuple(expected.hypotheses[0].tokens)
+    assert window.trace is not before and window.trace.decoding == "beam 3"
+    # the tree: one node per kept beam per step, parents one step up, pruned nodes off every final path
+    nodes = tree.nodes
+    for node in nodes:
+        if node.parent >= 0:
+            assert nodes[node.parent].tokens == node.tokens[:-1]
+            assert nodes[node.parent].depth == node.depth - 1
+    path = best_path_nodes(tree)
+    assert [nodes[i].tokens[-1] for i in path] == list(expected.hypotheses[0].tokens)
+    assert any(not n.survived for n in nodes) or len(nodes) == sum(len(s.tokens) for s in expected.steps)
+
+    # choosing a node shows the attention of its path
+    pruned = [i for i, n in enumerate(nodes) if not n.survived and n.depth >= 2]
+    node = pruned[0] if pruned else path[1]
+    shown = window.trace
+    window.beam_view.choose(node)
+    wait_for_new_trace(qtbot, window, shown)
+    prefix = nodes[node].tokens
+    assert tuple(window.trace.out_ids[: len(prefix)].tolist()) == prefix
+    assert window.beam_view.tree is not None and window.beam_view.selected == node
+
+    window.beam_size.setValue(1)
+    qtbot.waitUntil(lambda: window.result is not None and window.result.beam is None, timeout=TIMEOUT_MS)
+    assert window.beam_view.tree is None
+
+
+# --- positional encodings ---
+
+
+def test_the_positional_view_shows_the_sentences_rows_and_their_norms(window, qtbot, reference):
+    show_sentence(qtbot, window)
+    view = window.positional_view
+    trace = window.trace
+    np.testing.assert_array_equal(view.heatmap.matrix, trace.positional.astype(np.float32))
+    np.testing.assert_allclose(view.similarity.matrix, trace.positional @ trace.positional.T, rtol=1e-5)
+    assert view.heatmap.row_labels[0] == f"0 {trace.src_pieces[0]}"
+    qkv = reference.trace(TEXT, TraceOptions(with_qkv=True)).qkv
+    embeddings = qkv["encoder.embed"] - trace.positional
+    np.testing.assert_allclose(view.embedding_norms, np.linalg.norm(embeddings, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(view.positional_norms, np.linalg.norm(trace.positional, axis=1), rtol=1e-5)
+    view.dimensions.setText("3, 0, 99, x")
+    view.dimensions.editingFinished.emit()
+    assert view.shown_dimensions == [3, 0]  # the model is 32 wide: 99 does not exist
+
+
+@pytest.mark.parametrize(("base", "d_model"), [(10000.0, 16), (100.0, 6), (10.0, 4)])
+def test_the_explore_table_equals_the_closed_form(window, qtbot, base, d_model):
+    view = window.positional_view
+    view.set_explore(True)
+    view.set_parameters(base, d_model, 12)
+    table = view.table_values()
+    assert table.shape == (4, 4)
+    pos = np.arange(4)[:, None]
+    closed = np.empty((4, 4))
+    for dim in range(4):
+        angle = pos[:, 0] / base ** (2 * (dim // 2) / d_model)
+        closed[:, dim] = np.sin(angle) if dim % 2 == 0 else np.cos(angle)
+    np.testing.assert_allclose(table, np.round(closed, 3), atol=1e-9)
+    np.testing.assert_allclose(view.heatmap.matrix, sinusoidal_table(12, d_model, base), atol=1e-6)
+    if base == 10000.0:
+        assert view.values.item(1, 0).text() == "0.841" and view.values.item(1, 1).text() == "0.540"
+    view.set_explore(False)
+
+
+def test_parse_dimensions_keeps_valid_distinct_entries():
+    assert parse_dimensions("0, 1; 8 8 70", 64) == [0, 1, 8]
+    assert parse_dimensions("", 64) == []
+
+
+# --- the walkthrough tab ---
+
+
+def test_the_walkthrough_tab_follows_the_selection_and_the_query_token(window, qtbot, reference):
+    show_sentence(qtbot, window)
+    window.view_state.select(kind="dec_self", layer=1, head=2)
+    window.tabs.setCurrentWidget(window.walkthrough_panel)
+    window.view_state.set_token(TokenFocus("query", 2))
+    qtbot.waitUntil(
+        lambda: (
+            window.walkthrough is not None
+            and (window.walkthrough.kind, window.walkthrough.layer, window.walkthrough.head, window.walkthrough.query)
+            == ("dec_self", 1, 2, 2)
+        ),
+        timeout=TIMEOUT_MS,
+    )
+    w = window.walkthrough
+    np.testing.assert_allclose(w.weights, window.trace.dec_self[1, 2, 2], atol=1e-5)
+    assert window.walkthrough_panel.walkthrough is w
+    assert window.walkthrough_panel.query.currentIndex() == 2
