@@ -23,12 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from engine_latency import percentile  # noqa: E402
+
 SENTENCE = "Je suis étudiant et j'aime beaucoup lire des livres le soir."
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], list[float]]:
@@ -71,7 +69,8 @@ def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], li
     return keys, requests
 
 
-def keystroke_to_pixels(model: Path, rounds: int) -> None:
+def make_window(model: Path):
+    """The real main window, offscreen, with private settings; returns once its model is loaded."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
@@ -88,6 +87,11 @@ def keystroke_to_pixels(model: Path, rounds: int) -> None:
     while not loaded and time.perf_counter() < deadline:
         app.processEvents()
         time.sleep(0.01)
+    return app, window
+
+
+def keystroke_to_pixels(model: Path, rounds: int) -> None:
+    app, window = make_window(model)
     print("\n(c) keystroke → pixels, offscreen, real window, model", model.name)
     print(f"    sentence: {SENTENCE!r}")
     print(

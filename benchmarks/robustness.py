@@ -15,15 +15,16 @@ Broken model files are covered case by case in tests/engine/test_checkpoint.py.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from app_latency import make_window  # noqa: E402
+from engine_latency import rss_mb  # noqa: E402
 
 PIECES = [
     "",
@@ -71,13 +72,6 @@ def hostile_text(rng: random.Random) -> str:
     return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 8)))
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def shapes_agree(trace) -> bool:
     S, T = len(trace.src_pieces), len(trace.tgt_pieces)
     return trace.enc_self.shape[2:] == (S, S) and trace.dec_self.shape[2:] == (T, T) and trace.cross.shape[2:] == (T, S)
@@ -101,26 +95,6 @@ def fuzz_engine(translator, count: int, rng: random.Random) -> tuple[int, int, i
         mismatches += not shapes_agree(trace)
         cut += trace.truncated
     return errors, mismatches, refused, cut
-
-
-def make_window(model: Path):
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from gui.qt_main_window import MainWindow
-
-    app = QApplication.instance() or QApplication([])
-    settings = QSettings(str(Path(tempfile.mkdtemp()) / "robust.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings=settings, model_dir=model)
-    loaded = []
-    window.client.modelLoaded.connect(loaded.append)
-    window.show()
-    deadline = time.perf_counter() + 120
-    while not loaded and time.perf_counter() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
-    return app, window
 
 
 def wait_idle(app, window, seconds: float = 30.0) -> None:
