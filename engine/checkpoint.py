@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,7 @@ from safetensors.torch import save_file
 
 from engine.files import write_atomic
 from engine.model import ModelConfig, Transformer
-from engine.tokenizer import Tokenizer, TokenizerError
+from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ FORMAT_NAME = "attention-studio-model"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a real header of a few hundred tensors is a few kB
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
+MAX_POSITIONS_LIMIT = 16384  # far beyond what a map on screen can show; bounds the positional table
+SPECIAL_IDS = {"pad_id": PAD_ID, "unk_id": UNK_ID, "bos_id": BOS_ID, "eos_id": EOS_ID}
+MIN_BYTES_PER_PARAMETER = 1  # safetensors' smallest float (float8): what bounds a parameter count by file size
 
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
@@ -129,6 +133,7 @@ def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise ModelLoadError(f"{CONFIG_FILE}: not an Attention Studio model config (format is not {FORMAT_NAME!r})")
     try:
+        check_model_section(raw["model"])
         cfg = ModelConfig.from_dict(raw["model"])
         tokenizer = raw["tokenizer"]
         info = ModelInfo(
@@ -138,7 +143,7 @@ def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
             source_tokenizer=str(tokenizer["source"]),
             target_tokenizer=str(tokenizer["target"]),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, ArithmeticError) as error:
         raise ModelLoadError(f"{CONFIG_FILE}: invalid model description ({error})") from None
     for file_name in (info.source_tokenizer, info.target_tokenizer):
         if Path(file_name).name != file_name:
@@ -146,8 +151,59 @@ def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
     return cfg, info, raw
 
 
-def check_safetensors_header(path: Path) -> None:
-    """Refuse pickles and files whose safetensors header is truncated, oversized or not JSON."""
+def check_model_section(values: object) -> None:
+    """Refuse a "model" section whose values have the wrong type or are out of range.
+
+    ModelConfig checks the relations between sizes; this checks what a hand-edited or hostile file
+    can get wrong besides: a float or a boolean where a count belongs, NaN, special ids that differ
+    from the tokenizer's, sizes that no model could have. Raises ValueError or TypeError.
+    """
+    if not isinstance(values, dict):
+        raise TypeError(f"'model' must be a mapping, got {type(values).__name__}")
+    defaults = {f.name: f.default for f in fields(ModelConfig) if f.default is not MISSING}
+    wanted = {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string"}
+    for name, value in values.items():
+        expected = type(defaults.get(name, value))
+        if expected is bool:
+            ok = isinstance(value, bool)
+        elif expected is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif expected is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise TypeError(f"{name} must be {wanted.get(expected, expected.__name__)}, got {value!r}")
+    for name in ("d_model", "n_heads"):
+        if name in values and values[name] < 1:
+            raise ValueError(f"{name} must be positive, got {values[name]}")
+    for name, expected_id in SPECIAL_IDS.items():
+        if values.get(name, expected_id) != expected_id:
+            raise ValueError(f"{name} is {values[name]}, but every tokenizer here uses {expected_id}")
+    if values.get("max_positions", 0) > MAX_POSITIONS_LIMIT:
+        raise ValueError(f"max_positions {values['max_positions']} is beyond the {MAX_POSITIONS_LIMIT} supported")
+    if not 0 <= values.get("dropout", 0.0) < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {values['dropout']}")
+    if values.get("pe_base", 1.0) <= 0:
+        raise ValueError(f"pe_base must be positive, got {values['pe_base']}")
+
+
+def minimum_parameters(cfg: ModelConfig) -> int:
+    """A lower bound on the parameters `cfg` describes: embeddings, each layer's attention projections
+    (four d_model × d_model per attention) and feed-forward (two d_model × d_ff), biases left out."""
+    embeddings = cfg.src_vocab_size * cfg.d_model * (1 if cfg.share_embeddings else 2)
+    attention = 4 * cfg.d_model * cfg.d_model
+    feed_forward = 2 * cfg.d_model * cfg.d_ff
+    encoder = cfg.n_encoder_layers * (attention + feed_forward)
+    decoder = cfg.n_decoder_layers * (2 * attention + feed_forward)
+    return embeddings + encoder + decoder
+
+
+def check_safetensors_header(path: Path) -> int:
+    """Refuse pickles and files whose safetensors header is truncated, oversized or not JSON.
+
+    Returns the number of bytes of tensor data the header describes.
+    """
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(8)
@@ -166,11 +222,20 @@ def check_safetensors_header(path: Path) -> None:
             raise ModelLoadError(f"{path.name}: corrupt safetensors header") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path.name}: corrupt safetensors header")
-    data_end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    ends = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            raise ModelLoadError(f"{path.name}: corrupt safetensors header (entry {key[:60]!r} has no data offsets)")
+        ends.append(offsets[1])
+    data_end = max(ends, default=0)
     if 8 + header_size + data_end > size:
         raise ModelLoadError(
             f"{path.name}: truncated ({size} bytes, the header describes {8 + header_size + data_end})"
         )
+    return data_end
 
 
 def load_weights(model: Transformer, path: Path) -> None:
@@ -236,9 +301,18 @@ def load_model(directory: Path | str, device: str = "auto", isolate_tokenizer: b
             f"{CONFIG_FILE}: vocabulary sizes {cfg.src_vocab_size}/{cfg.tgt_vocab_size} disagree with the "
             f"tokenizer's {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size}"
         )
+    data_bytes = check_safetensors_header(weights)
+    # Checked before building: a config that lies about its sizes would otherwise allocate (and
+    # initialise) gigabytes, or take the process down, before the first shape is compared.
+    needed = minimum_parameters(cfg)
+    if needed * MIN_BYTES_PER_PARAMETER > data_bytes:
+        raise ModelLoadError(
+            f"{CONFIG_FILE}: describes at least {needed:,} parameters, but {WEIGHTS_FILE} holds only "
+            f"{data_bytes:,} bytes of tensors (the config's shapes do not match the weights)"
+        )
     try:
         model = Transformer(cfg)
-    except (RuntimeError, ValueError) as error:  # e.g. sizes too large to allocate
+    except (RuntimeError, ValueError, MemoryError) as error:  # e.g. sizes too large to allocate
         raise ModelLoadError(f"{CONFIG_FILE}: cannot build the model it describes ({error})") from None
     load_weights(model, weights)
     torch_device = resolve_device(device)

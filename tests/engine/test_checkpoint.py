@@ -3,23 +3,13 @@
 import json
 import pickle
 import shutil
-import struct
 
 import pytest
 import torch
+from broken_models import BREAKERS, Payload, break_lying_sizes, payload_marker, variant_name
 
 from engine.checkpoint import ModelLoadError, load_model, resolve_device
 from engine.translator import Translator
-
-
-class Payload:
-    """Unpickling this would create a marker file: the proof that code ran."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
 
 
 @pytest.fixture
@@ -49,123 +39,7 @@ def test_auto_device_is_cpu_here_and_bad_choices_are_refused():
         resolve_device("tpu")
 
 
-def break_truncate(d):
-    data = (d / "model.safetensors").read_bytes()
-    (d / "model.safetensors").write_bytes(data[: len(data) // 2])
-    return "truncated"
-
-
-def break_random_bytes(d):
-    (d / "model.safetensors").write_bytes(bytes(range(256)) * 64)
-    return "oversized or corrupt"
-
-
-def break_tiny_file(d):
-    (d / "model.safetensors").write_bytes(b"\x01\x02")
-    return "truncated"
-
-
-def break_header_json(d):
-    (d / "model.safetensors").write_bytes(struct.pack("<Q", 10) + b"not json!!" + b"\0" * 100)
-    return "corrupt safetensors header"
-
-
-def break_oversized_header(d):
-    (d / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}")
-    return "oversized"
-
-
-def break_wrong_shapes(d):
-    config = json.loads((d / "config.json").read_text())
-    config["model"]["d_ff"] = 48
-    (d / "config.json").write_text(json.dumps(config))
-    return "shape"
-
-
-def break_lying_vocab(d):
-    config = json.loads((d / "config.json").read_text())
-    config["model"]["src_vocab_size"] = config["model"]["tgt_vocab_size"] = 120
-    (d / "config.json").write_text(json.dumps(config))
-    return "vocabulary sizes"
-
-
-def break_missing_tensor(d):
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(d / "model.safetensors")
-    tensors.pop("encoder_layers.0.self_attn.w_q.weight")
-    save_file(tensors, d / "model.safetensors")
-    return "missing tensor"
-
-
-def break_missing_weights(d):
-    (d / "model.safetensors").unlink()
-    return "missing model.safetensors"
-
-
-def break_missing_tokenizer(d):
-    (d / "spm.model").unlink()
-    return "missing tokenizer file"
-
-
-def break_corrupt_tokenizer(d):
-    (d / "spm.model").write_bytes(b"\xff\x00garbage" * 50)
-    return "not a readable SentencePiece model"
-
-
-def break_config_json(d):
-    (d / "config.json").write_text("{ not json")
-    return "not valid JSON"
-
-
-def break_foreign_config(d):
-    (d / "config.json").write_text(json.dumps({"architectures": ["MarianMTModel"]}))
-    return "not an Attention Studio model config"
-
-
-def break_no_config(d):
-    (d / "config.json").unlink()
-    return "not a model directory"
-
-
-def break_tokenizer_path_escape(d):
-    config = json.loads((d / "config.json").read_text())
-    config["tokenizer"]["source"] = "../../etc/passwd"
-    (d / "config.json").write_text(json.dumps(config))
-    return "plain file name"
-
-
-def break_nan_weights(d):
-    from safetensors.torch import load_file, save_file
-
-    tensors = load_file(d / "model.safetensors")
-    name = "decoder_layers.0.feed_forward.w_1.bias"
-    tensors[name] = torch.full_like(tensors[name], float("nan"))
-    save_file(tensors, d / "model.safetensors")
-    return "NaN"
-
-
-BREAKERS = [
-    break_truncate,
-    break_random_bytes,
-    break_tiny_file,
-    break_header_json,
-    break_oversized_header,
-    break_wrong_shapes,
-    break_lying_vocab,
-    break_missing_tensor,
-    break_missing_weights,
-    break_missing_tokenizer,
-    break_corrupt_tokenizer,
-    break_config_json,
-    break_foreign_config,
-    break_no_config,
-    break_tokenizer_path_escape,
-    break_nan_weights,
-]
-
-
-@pytest.mark.parametrize("breaker", BREAKERS, ids=lambda f: f.__name__[6:])
+@pytest.mark.parametrize("breaker", BREAKERS, ids=variant_name)
 def test_broken_model_gives_one_clear_line(model_copy, breaker):
     expected = breaker(model_copy)
     with pytest.raises(ModelLoadError) as info:
@@ -173,6 +47,43 @@ def test_broken_model_gives_one_clear_line(model_copy, breaker):
     message = str(info.value)
     assert expected in message
     assert "\n" not in message
+    assert not payload_marker(model_copy).exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"n_heads": 0}, "n_heads must be positive"),  # was an uncaught ZeroDivisionError
+        ({"d_model": 32.0}, "whole number"),  # was an uncaught TypeError from torch.empty
+        ({"n_heads": True}, "whole number"),  # was loaded as one head
+        ({"pe_base": float("nan")}, "finite number"),  # loaded, then every trace failed
+        ({"pad_id": 500}, "pad_id is 500"),  # was an uncaught AssertionError from nn.Embedding
+        ({"bos_id": 99999}, "bos_id is 99999"),  # loaded, then every trace raised IndexError
+        ({"eos_id": -1}, "eos_id is -1"),  # loaded, then decoding never stopped before the length limit
+        ({"tie_output": "no"}, "true or false"),
+    ],
+)
+def test_config_values_of_the_wrong_type_or_range_are_refused(model_copy, change, expected):
+    config = json.loads((model_copy / "config.json").read_text())
+    config["model"].update(change)
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="invalid model description") as info:
+        load_model(model_copy, "cpu")
+    assert expected in str(info.value)
+
+
+def test_a_config_lying_about_sizes_is_refused_before_the_model_is_built(model_copy, monkeypatch):
+    """Building first would allocate and initialise gigabytes (or get the app killed) before the
+    first shape check; the sizes are compared with the weights file's size beforehand."""
+    import engine.checkpoint
+
+    def refuse_to_build(cfg):
+        raise AssertionError(f"the model was built: {cfg}")
+
+    break_lying_sizes(model_copy)
+    monkeypatch.setattr(engine.checkpoint, "Transformer", refuse_to_build)
+    with pytest.raises(ModelLoadError, match="parameters"):
+        load_model(model_copy, "cpu")
 
 
 def test_not_a_directory(tmp_path):
@@ -183,8 +94,8 @@ def test_not_a_directory(tmp_path):
 
 
 @pytest.mark.parametrize("as_name", ["model.safetensors", "model.pt"])
-def test_pickle_is_refused_and_never_run(model_copy, tmp_path, as_name):
-    marker = tmp_path / "payload-ran"
+def test_pickle_is_refused_and_never_run(model_copy, as_name):
+    marker = payload_marker(model_copy)
     (model_copy / "model.safetensors").unlink()
     with open(model_copy / as_name, "wb") as handle:
         pickle.dump({"weights": Payload(marker)}, handle)
@@ -193,8 +104,8 @@ def test_pickle_is_refused_and_never_run(model_copy, tmp_path, as_name):
     assert not marker.exists()
 
 
-def test_torch_save_zip_is_refused(model_copy, tmp_path):
-    marker = tmp_path / "payload-ran"
+def test_torch_save_zip_is_refused(model_copy):
+    marker = payload_marker(model_copy)
     torch.save({"x": Payload(marker)}, model_copy / "model.safetensors")
     with pytest.raises(ModelLoadError, match="pickle"):
         load_model(model_copy, "cpu")
