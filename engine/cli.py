@@ -139,7 +139,9 @@ def trace_summary(trace) -> dict:
 
 
 def read_lines(path: Path) -> list[str]:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    """Lines of a UTF-8 file or of standard input; undecodable bytes become U+FFFD instead of a traceback."""
+    data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    text = data.decode("utf-8", errors="replace")
     return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
 
 
@@ -147,6 +149,7 @@ def run_translate(args: argparse.Namespace) -> int:
     import json
 
     from engine.decoding import DecodingOptions
+    from engine.tokenizer import encodable
     from engine.translator import EmptyInputError, TraceOptions
 
     translator = load_translator(args.model, args.device)
@@ -154,7 +157,7 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.text is None:
         lines = read_lines(args.file or Path("-"))
     else:
-        lines = [args.text]
+        lines = [encodable(args.text)]  # undecodable bytes in argv arrive as lone surrogates
     for number, line in enumerate(lines, 1):
         if translator.source(line).truncated if line.strip() else False:
             print(

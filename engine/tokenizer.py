@@ -45,6 +45,17 @@ def check_in_child(path: Path) -> None:
         raise TokenizerError(f"{path.name}: the SentencePiece library crashes reading it (signal {-result.returncode})")
 
 
+def encodable(text: str) -> str:
+    """`text` with lone surrogates replaced by U+FFFD: the native library refuses them with a
+    RuntimeError, and Python makes them from undecodable bytes (command-line arguments, file names)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # through UTF-16 so that a surrogate pair written as two code points becomes its character
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def _load(path: Path) -> spm.SentencePieceProcessor:
     processor = spm.SentencePieceProcessor()
     try:
@@ -86,11 +97,11 @@ class Tokenizer:
 
     def encode_source(self, text: str) -> list[int]:
         """Source ids ending with </s> (no <s>: the encoder needs no start marker)."""
-        return list(self.src.EncodeAsIds(text)) + [EOS_ID]
+        return list(self.src.EncodeAsIds(encodable(text))) + [EOS_ID]
 
     def encode_target(self, text: str) -> list[int]:
         """Target ids without <s> or </s>; decoding adds them."""
-        return list(self.tgt.EncodeAsIds(text))
+        return list(self.tgt.EncodeAsIds(encodable(text)))
 
     def source_pieces(self, ids: Sequence[int]) -> list[str]:
         return [self.src.IdToPiece(int(i)) for i in ids]

@@ -183,7 +183,8 @@ class Trace:
         if path.suffix == ".npz":
             data = self.to_npz_bytes()
         elif path.suffix == ".json":
-            data = self.to_json().encode("utf-8")
+            # a lone surrogate in a text field becomes a JSON escape (\udXXX) that loads back as it was
+            data = self.to_json().encode("utf-8", errors="backslashreplace")
         else:
             raise ValueError(f"{path.name}: a trace is saved as .npz or .json")
         write_atomic(path, data)

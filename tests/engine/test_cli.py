@@ -39,6 +39,33 @@ def test_file_gives_one_line_per_input_line(tiny_model_dir, tmp_path):
     assert from_stdin.stdout == from_file.stdout
 
 
+def test_undecodable_bytes_are_translated_not_a_traceback(tiny_model_dir, tmp_path):
+    """Bytes that are not UTF-8, in a file or in argv (where Python turns them into lone surrogates),
+    used to end in UnicodeDecodeError or a RuntimeError from the SentencePiece binding."""
+    source = tmp_path / "latin1.txt"
+    source.write_bytes("Caf\u00e9 au lait.\n".encode("latin-1"))
+    from_file = run("translate", "--file", source, "--model", tiny_model_dir)
+    assert from_file.returncode == 0, from_file.stderr
+    assert len(from_file.stdout.split("\n")) == 2
+    from_argv = subprocess.run(
+        [
+            sys.executable.encode(),
+            b"-m",
+            b"engine",
+            b"translate",
+            b"Caf\xe9",
+            b"--model",
+            bytes(tiny_model_dir),
+            b"--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+    )
+    assert from_argv.returncode == 0, from_argv.stderr.decode(errors="replace")
+    assert json.loads(from_argv.stdout)["src_pieces"][-1] == "</s>"
+
+
 def test_json_summary(tiny_model_dir):
     result = run("translate", "Le chien dort.", "--model", tiny_model_dir, "--json", "--top-k", "3")
     summary = json.loads(result.stdout)

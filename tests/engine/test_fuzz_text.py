@@ -30,6 +30,9 @@ HOSTILE = st.sampled_from(
         "ǅ",
         "ﬁ",
         "Ⅻ",
+        "\udce9",  # lone surrogates: what Python makes of undecodable bytes
+        "\ud800",
+        "\ud83d\ude42",  # a surrogate pair written as two code points
     ]
 )
 TEXT = st.lists(st.one_of(HOSTILE, st.text(max_size=12)), max_size=8).map("".join)
@@ -62,3 +65,11 @@ def test_huge_text_is_cut_with_a_notice(translator, text, repeat):
     trace = translator.trace(text * repeat)
     assert trace.truncated
     assert len(trace.src_pieces) <= translator.cfg.max_positions
+
+
+@pytest.mark.parametrize("text", ["\ud800", "caf\udce9", "\ud83d\ude42 le chat"])
+def test_lone_surrogates_are_translated_not_refused_by_the_native_library(translator, text):
+    """SentencePiece's binding raised RuntimeError ("Unable to cast Python instance") on them."""
+    trace = translator.trace(text)
+    assert trace.enc_self.shape[2:] == (len(trace.src_pieces),) * 2
+    assert trace.src_pieces[-1] == "</s>"

@@ -24,6 +24,17 @@ def test_round_trip(trace, tmp_path, suffix):
     assert loaded.src_pieces == trace.src_pieces
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_a_lone_surrogate_in_the_text_saves_and_loads_back(trace, tmp_path, suffix):
+    """Python makes lone surrogates from undecodable bytes; JSON export raised UnicodeEncodeError."""
+    from dataclasses import replace
+
+    odd = replace(trace, source_text="caf\udce9 \ud800")
+    path = tmp_path / f"trace{suffix}"
+    odd.save(path)
+    assert Trace.load(path).source_text == odd.source_text
+
+
 def test_json_is_documented_and_plain(trace, tmp_path):
     raw = json.loads(trace.to_json())
     assert raw["schema"] == "attention-studio-trace" and raw["schema_version"] == 1
