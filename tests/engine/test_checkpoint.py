@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 import torch
-from broken_models import BREAKERS, Payload, break_lying_sizes, payload_marker, variant_name
+from broken_model_builders import BREAKERS, Payload, break_lying_sizes, payload_marker, variant_name
 
 from engine.checkpoint import ModelLoadError, load_model, resolve_device
 from engine.translator import Translator
