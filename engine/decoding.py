@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from engine.model import ActivationCache, DecoderCache, Transformer
@@ -40,17 +41,19 @@ def greedy_decode(
     src: Tensor,
     options: DecodingOptions = DecodingOptions(),
     prefix: list[int] | None = None,
+    memory: Tensor | None = None,
 ) -> list[list[int]]:
     """Greedy decoding of a batch src (B, S) → generated ids per sentence.
 
     `prefix` (ids after <s>) is forced onto every sentence before the greedy choices begin.
+    `memory` is the encoder output of src when the caller has it already.
     """
     cfg = model.cfg
     B = src.size(0)
     lengths = (src != cfg.pad_id).sum(dim=1).tolist()
     limits = torch.tensor([options.max_length(n, cfg.max_positions) for n in lengths], device=src.device)
     prefix = list(prefix or [])
-    memory = model.encode(src)
+    memory = model.encode(src) if memory is None else memory
     generated = torch.tensor(prefix, dtype=torch.long, device=src.device).view(1, -1).expand(B, -1)  # (B, P)
     inputs = torch.tensor([[cfg.bos_id] + prefix], device=src.device).expand(B, -1)  # (B, 1 + P)
     generated = _greedy_loop(model, src, memory, model.new_cache(), generated, inputs, limits)
@@ -78,12 +81,40 @@ def _greedy_loop(
     return generated
 
 
+GUESS_LENGTH = 8  # draft tokens proposed per decoder pass once the draft and the output part ways
+
+
 @dataclass(frozen=True)
 class DraftResult:
     tokens: list[int]  # identical to greedy_decode's output
     accepted: int  # how many draft tokens the check pass confirmed
     decoder_passes: int  # decoder forward calls spent (a full greedy decode spends one per token)
-    confirmed_log_probs: Tensor | None  # (T, V) when the check pass covered exactly the output, else None
+    log_probs: Tensor | None  # (T, V) of the output when `capture` holds its maps, else None
+
+
+class _ValidRows:
+    """The decoder rows of several cached passes that were computed from the right inputs.
+
+    Row t of a pass is valid when every input up to it was an output token; put together, the
+    valid rows are the rows of a teacher-forced pass over the output (the cache guarantees it).
+    """
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[dict[str, Tensor], Tensor, int]] = []  # (maps, logits (n, V), valid rows)
+
+    def add(self, capture: ActivationCache, logits: Tensor, rows: int) -> None:
+        maps = {name: t for name, t in capture.tensors.items() if name.startswith("decoder.") and name.endswith("weights")}
+        self.passes.append((maps, logits, rows))
+
+    def into(self, capture: ActivationCache) -> Tensor:
+        """Write the (1, H, T, keys) maps of all valid rows into `capture`; return log-probs (T, V)."""
+        T = sum(rows for _, _, rows in self.passes)
+        for name in self.passes[0][0]:
+            parts = [maps[name][:, :, :rows] for maps, _, rows in self.passes]  # (1, H, rows, keys)
+            if name.endswith("self_attn.weights"):  # keys past the output are masked: their weights are 0
+                parts = [F.pad(part[..., :T], (0, max(0, T - part.size(-1)))) for part in parts]
+            capture.record(name, torch.cat(parts, dim=2))
+        return torch.cat([logits[:rows] for _, logits, rows in self.passes]).log_softmax(dim=-1)
 
 
 @torch.no_grad()
@@ -93,14 +124,21 @@ def greedy_from_draft(
     draft: list[int],
     options: DecodingOptions = DecodingOptions(),
     capture: ActivationCache | None = None,
+    memory: Tensor | None = None,
 ) -> DraftResult:
     """Greedy decoding of one sentence src (1, S), using a previous output as a draft.
 
     One teacher-forced pass over the draft gives the model's argmax at every position; the longest
-    prefix where it agrees with the draft is kept, and greedy decoding resumes at the first
-    disagreement from the cache of that pass. When the whole draft is confirmed, that single pass
-    is also the trace's forced pass: `capture` then holds its maps and `confirmed_log_probs` its
-    outputs.
+    prefix where it agrees with the draft is kept. From the first disagreement on, decoding goes on
+    from the cache of that pass, and each pass also checks a guess of what follows, taken from the
+    draft (a keystroke usually changes a few target tokens and leaves the rest): every guessed
+    token that equals the model's argmax is kept, so a pass yields one token or more and the
+    output is still exactly greedy's.
+
+    The passes also capture the trace: `capture` ends up holding the output's attention maps and
+    `log_probs` its log-probabilities, as a forced pass over the output would give them. Only q/k/v
+    (`capture.with_qkv`) cannot be put together from rows; then `log_probs` is None and the caller
+    runs the forced pass.
     """
     cfg = model.cfg
     limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions)
@@ -108,7 +146,7 @@ def greedy_from_draft(
     complete = bool(draft) and (draft[-1] == cfg.eos_id or len(draft) >= limit)
     # a complete draft needs no prediction after its last token; an open one needs one more
     inputs = ([cfg.bos_id] + draft)[: len(draft) if complete else len(draft) + 1]
-    memory = model.encode(src, capture)
+    memory = model.encode(src, capture) if memory is None else memory
     cache = model.new_cache()
     logits = model.decode(torch.tensor([inputs], device=src.device), memory, src, capture, cache)[0]  # (n, V)
     predicted = logits.argmax(dim=-1).tolist()
@@ -117,14 +155,49 @@ def greedy_from_draft(
         accepted += 1
     if complete and accepted == len(draft):
         return DraftResult(draft, accepted, 1, logits.log_softmax(dim=-1))
-    cache.truncate(accepted + 1)  # keep <s> and the confirmed tokens
-    generated = torch.tensor([draft[:accepted] + [predicted[accepted]]], device=src.device)  # (1, accepted + 1)
-    before = generated.size(1)
-    generated = _greedy_loop(
-        model, src, memory, cache, generated, generated[:, -1:], torch.tensor([limit], device=src.device)
-    )
-    tokens = _strip(generated[0].tolist(), cfg.pad_id, cfg.eos_id)
-    return DraftResult(tokens, accepted, 1 + generated.size(1) - before, None)
+    rows = _ValidRows() if capture is not None and not capture.with_qkv else None
+    if rows is not None:
+        rows.add(capture, logits, accepted + 1)
+    tokens = draft[:accepted] + [predicted[accepted]]
+    passes = 1
+    while tokens[-1] != cfg.eos_id and len(tokens) < limit:
+        cache.truncate(len(tokens))  # <s> and every token but the last, which is this pass's first input
+        guess = guess_continuation(draft, tokens, min(GUESS_LENGTH, limit - len(tokens) - 1))
+        pass_capture = ActivationCache() if rows is not None else None
+        logits = model.decode(torch.tensor([tokens[-1:] + guess], device=src.device), memory, src, pass_capture, cache)
+        passes += 1
+        before = len(tokens)
+        for i, token in enumerate(logits[0].argmax(dim=-1).tolist()):
+            tokens.append(token)
+            # row i + 1 was computed from guess[i]: it counts only if the guess was the model's choice
+            if token == cfg.eos_id or len(tokens) >= limit or i >= len(guess) or guess[i] != token:
+                break
+        if rows is not None and pass_capture is not None:
+            rows.add(pass_capture, logits[0], len(tokens) - before)
+    log_probs = rows.into(capture) if rows is not None and capture is not None else None
+    return DraftResult(tokens, accepted, passes, log_probs)
+
+
+def guess_continuation(draft: list[int], tokens: list[int], size: int) -> list[int]:
+    """Up to `size` draft tokens that may follow `tokens`.
+
+    The draft is aligned with the end of `tokens` where the most tokens before and including
+    tokens[-1] agree (ties: nearest to the same position); with no draft token equal to
+    tokens[-1], the draft is read on from the same position (the change replaced tokens).
+    """
+    if size <= 0:
+        return []
+    here = len(tokens) - 1
+
+    def agreement(i: int) -> int:
+        n = 0
+        while n <= min(i, here) and draft[i - n] == tokens[here - n]:
+            n += 1
+        return n
+
+    candidates = [(agreement(i), -abs(i - here), i) for i in range(len(draft)) if draft[i] == tokens[-1]]
+    start = max(candidates)[2] + 1 if candidates else here + 1
+    return draft[start : start + size]
 
 
 def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:
@@ -167,12 +240,14 @@ def length_normalised(log_prob: float, length: int, alpha: float) -> float:
 
 
 @torch.no_grad()
-def beam_search(model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions()) -> BeamResult:
+def beam_search(
+    model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions(), memory: Tensor | None = None
+) -> BeamResult:
     """Beam search for one sentence src (1, S). Beam size 1 gives exactly the greedy output."""
     cfg = model.cfg
     K = options.beam_size
     limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions)
-    memory = model.encode(src)  # (1, S, d)
+    memory = model.encode(src) if memory is None else memory  # (1, S, d)
     cache = model.new_cache()
     beams: list[list[int]] = [[]]
     beam_log_probs = torch.zeros(1, device=src.device)
@@ -217,11 +292,3 @@ def beam_search(model: Transformer, src: Tensor, options: DecodingOptions = Deco
         inputs = torch.tensor(tokens, device=src.device)[:, None]  # (K, 1)
     finished.sort(key=lambda h: h.score, reverse=True)
     return BeamResult(finished[:K], steps)
-
-
-@torch.no_grad()
-def forced_decode(
-    model: Transformer, src: Tensor, decoder_input: Tensor, capture: ActivationCache | None = None
-) -> Tensor:
-    """Teacher-forced pass: decoder_input (B, T) starting with <s> → log-probabilities (B, T, V)."""
-    return model(src, decoder_input, capture).log_softmax(dim=-1)

@@ -20,7 +20,6 @@ from engine.decoding import (
     BeamResult,
     DecodingOptions,
     beam_search,
-    forced_decode,
     greedy_decode,
     greedy_from_draft,
 )
@@ -149,38 +148,33 @@ class Translator:
 
         mark = time.perf_counter()
         capture = ActivationCache(with_qkv=options.with_qkv)
-        confirmed = None
+        log_probs = None
         with torch.inference_mode():
+            memory = self.model.encode(src, capture)  # once: decoding and the forced pass share it
             if options.decoding.beam_size > 1 and not options.forced_prefix:
-                beam = beam_search(self.model, src, options.decoding)
+                beam = beam_search(self.model, src, options.decoding, memory)
                 tokens, passes = beam.hypotheses[0].tokens, len(beam.steps)
                 decoding = f"beam {options.decoding.beam_size}"
             elif draft is not None and not options.forced_prefix:
-                result = greedy_from_draft(self.model, src, list(draft), options.decoding, capture)
-                tokens, confirmed, passes = result.tokens, result.confirmed_log_probs, result.decoder_passes
+                result = greedy_from_draft(self.model, src, list(draft), options.decoding, capture, memory)
+                tokens, log_probs, passes = result.tokens, result.log_probs, result.decoder_passes
                 decoding = "greedy"
             else:
-                tokens = greedy_decode(self.model, src, options.decoding, list(options.forced_prefix))[0]
+                tokens = greedy_decode(self.model, src, options.decoding, list(options.forced_prefix), memory)[0]
                 decoding = "greedy" if not options.forced_prefix else f"forced prefix of {len(options.forced_prefix)}"
                 passes = len(tokens) - len(options.forced_prefix)
         timings["decode_ms"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        if confirmed is None:  # the draft pass did not cover the output: capture in a forced pass
-            capture = ActivationCache(with_qkv=options.with_qkv)
+        if log_probs is None:  # decoding did not capture the output's rows: capture them in a forced pass
+            decoder_input = pad_batch([[self.cfg.bos_id] + tokens[:-1]], self.cfg.pad_id, self.device)  # (1, T)
             with torch.inference_mode():
-                confirmed = self.forced_pass(source, tokens, capture)
+                log_probs = self.model.decode(decoder_input, memory, src, capture)[0].log_softmax(dim=-1)
             passes += 1
-        trace = self.build_trace(text, source, tokens, capture, confirmed, options, decoding)
+        trace = self.build_trace(text, source, tokens, capture, log_probs, options, decoding)
         timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return replace(trace, timings=timings, decoder_passes=passes)
-
-    def forced_pass(self, source: SourceIds, tokens: list[int], capture: ActivationCache) -> torch.Tensor:
-        """Log-probabilities (T, V) of a teacher-forced pass over output `tokens`, maps into `capture`."""
-        src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
-        decoder_input = pad_batch([[self.cfg.bos_id] + tokens[:-1]], self.cfg.pad_id, self.device)  # (1, T)
-        return forced_decode(self.model, src, decoder_input, capture)[0]
 
     def build_trace(
         self,
