@@ -7,6 +7,7 @@ incremental step t, so the decode runs fast with the cache and capture costs a s
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -175,6 +176,13 @@ class Translator:
         timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return replace(trace, timings=timings, decoder_passes=passes)
+
+    def embedding_norms(self, src_ids: Sequence[int]) -> np.ndarray:
+        """Length of each source piece's embedding × √d_model (what the positional row is added to)."""
+        ids = torch.tensor([int(i) for i in src_ids], dtype=torch.long, device=self.device)  # (S,)
+        with torch.inference_mode():
+            rows = self.model.src_embed(ids).double() * math.sqrt(self.cfg.d_model)  # (S, d)
+        return rows.norm(dim=1).cpu().numpy()
 
     def build_trace(
         self,

@@ -54,7 +54,6 @@ from gui.qt_worker import DecodeRequest, ModelSummary, TraceResult, TranslationC
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS_ROOT = REPO_ROOT / "resources" / "models"
 DEFAULT_MODEL = "fr-en"
-DEBOUNCE_MS = 100  # long enough to skip the keystrokes of a word, short enough to feel live
 START_DELAY_MS = 50  # let the first paint happen before the worker starts importing torch
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LANGUAGES = {"fr": "French", "en": "English", "de": "German", "es": "Spanish"}
@@ -89,6 +88,7 @@ def local_directory(urls) -> Path | None:
 
 class MainWindow(QMainWindow):
     traceDisplayed = Signal(object)  # every Trace the window puts on screen, in order
+    translationRequested = Signal()  # a request left for the worker
 
     def __init__(
         self,
@@ -107,6 +107,7 @@ class MainWindow(QMainWindow):
         self.forced_prefix: tuple[int, ...] = ()  # target ids the user forced (cleared when the text changes)
         self.beam_selection: tuple[int, ...] | None = None  # the beam node whose path is shown
         self.walkthrough = None  # engine.walkthrough.Walkthrough on screen
+        self.text_waiting = False  # the text changed while the worker was busy: send it when it answers
         self.export_dpi = 200
         self.view_state = ViewState(self)
         self.client = TranslationClient(self)
@@ -227,10 +228,6 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.vertical, 1)
         self.setCentralWidget(central)
 
-        self.debounce = QTimer(self)
-        self.debounce.setSingleShot(True)
-        self.debounce.setInterval(DEBOUNCE_MS)
-
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
         self.busy = QProgressBar()
@@ -321,7 +318,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.source.textChanged.connect(self._on_text_changed)
-        self.debounce.timeout.connect(self.request_translation)
+        self.client.answered.connect(self._send_waiting_text)
         self.kind_buttons.idClicked.connect(lambda index: self.view_state.set_kind(ATTENTION_KINDS[index]))
         self.view_state.selectionChanged.connect(self._on_selection_changed)
         self.head_view.mode.currentIndexChanged.connect(lambda index: self.lines_action.setChecked(index == 1))
@@ -337,7 +334,7 @@ class MainWindow(QMainWindow):
         self.view_state.selectionChanged.connect(self._request_walkthrough)
         self.view_state.tokenChanged.connect(self._request_walkthrough)
         self.view_state.stepChanged.connect(self._request_walkthrough)
-        self.tabs.currentChanged.connect(self._request_walkthrough)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         self.walkthrough_panel.queryChosen.connect(self._on_walkthrough_query)
         self.client.emptyShown.connect(self.show_empty)
         self.client.translationFailed.connect(self._on_translation_failed)
@@ -447,16 +444,32 @@ class MainWindow(QMainWindow):
     # --- translation ---
 
     def _on_text_changed(self, _text: str) -> None:
+        """Send the text at once when the worker is free; while it works, keystrokes pile up into
+        one request, sent with the newest text as soon as the answer comes (no fixed delay)."""
         self.forced_prefix = ()  # a forced token belongs to the sentence it was chosen for
         self.beam_selection = None
-        self.debounce.start()  # restarts: only a pause in typing sends a request
+        if self.client.translating:
+            self.text_waiting = True
+        else:
+            self.request_translation()
+
+    def _send_waiting_text(self) -> None:
+        if self.text_waiting:
+            self.request_translation()
+
+    @property
+    def idle(self) -> bool:
+        """No translation runs or waits (tests and benchmarks wait for this)."""
+        return not self.client.translating and not self.text_waiting
 
     def decode_request(self) -> DecodeRequest:
-        return DecodeRequest(beam_size=self.beam_size.value(), forced_prefix=self.forced_prefix)
+        with_qkv = self.tabs.currentWidget() is self.walkthrough_panel
+        return DecodeRequest(self.beam_size.value(), self.forced_prefix, with_qkv)
 
     def request_translation(self) -> None:
-        self.debounce.stop()
+        self.text_waiting = False
         self.client.translate(self.source.text(), self.decode_request())
+        self.translationRequested.emit()
 
     def force_token(self, step: int, token: int) -> None:
         """Make the output take `token` at `step` (0-based) and decode on from there."""
@@ -590,6 +603,12 @@ class MainWindow(QMainWindow):
             query = 0
         head = 0 if state.head == AVERAGE else int(state.head)
         return state.kind, state.layer, head, min(max(query, 0), len(queries) - 1)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.walkthrough_panel and self.trace is not None and self.trace.qkv is None:
+            self.request_translation()  # typing skips q/k/v; the walkthrough needs them
+        else:
+            self._request_walkthrough()
 
     def _request_walkthrough(self, *_args) -> None:
         """Ask the worker for the walkthrough, only while its tab is on screen (it costs a computation)."""
@@ -732,8 +751,8 @@ class MainWindow(QMainWindow):
     # --- closing ---
 
     def shutdown(self) -> None:
-        """Stop typing timers and the worker thread (idempotent)."""
-        self.debounce.stop()
+        """Stop the start timer and the worker thread (idempotent)."""
+        self.text_waiting = False
         self._start_timer.stop()
         self.client.shutdown()
 

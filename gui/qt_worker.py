@@ -62,6 +62,7 @@ class DecodeRequest:
 
     beam_size: int = 1
     forced_prefix: tuple[int, ...] = ()
+    with_qkv: bool = False  # record q/k/v for the walkthrough (it costs a forced pass per keystroke)
 
 
 @dataclass(frozen=True)
@@ -190,20 +191,18 @@ class TranslationWorker(QObject):
             decoding = f"beam {request.beam_size}"
             if not prefix:  # the trace of the best hypothesis: one forced pass over it
                 prefix = beam.best
-        options = TraceOptions(forced_prefix=prefix, with_qkv=True)
+        options = TraceOptions(forced_prefix=prefix, with_qkv=request.with_qkv)
         draft = self._draft if not prefix else None
         trace = translator.trace(text, options, draft=draft)
         if request.forced_prefix:
             decoding = f"forced prefix of {len(request.forced_prefix)}"
         trace = replace(trace, decoding=decoding)
-        embed = trace.qkv["encoder.embed"].astype(np.float64)  # (S, d) embedding × √d + positional
-        positional = trace.positional.astype(np.float64)
         return TraceResult(
             trace=trace,
             request=request,
             beam=beam,
-            embedding_norms=np.linalg.norm(embed - positional, axis=1),
-            positional_norms=np.linalg.norm(positional, axis=1),
+            embedding_norms=translator.embedding_norms(trace.src_ids),
+            positional_norms=np.linalg.norm(trace.positional.astype(np.float64), axis=1),
         )
 
     @Slot(int, object, str, int, int, int)
@@ -297,6 +296,7 @@ class TranslationClient(QObject):
     modelLoaded = Signal(object)  # ModelSummary
     modelFailed = Signal(str, str)
     loadingChanged = Signal(bool)  # a model load is pending (the window shows a busy indicator)
+    answered = Signal()  # the newest translation request has its answer: the worker is free
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -341,6 +341,7 @@ class TranslationClient(QObject):
         if not text.strip():
             self._pending_request = None
             self.emptyShown.emit()
+            self.answered.emit()
             return request_id
         self._pending_request = request_id
         self._translateRequested.emit(request_id, text, request or DecodeRequest())
@@ -388,6 +389,7 @@ class TranslationClient(QObject):
         self._pending_request = None
         self.resultShown.emit(result)
         self.traceShown.emit(result.trace)
+        self.answered.emit()
 
     @Slot(int, object)
     def _on_walkthrough_ready(self, request_id: int, walkthrough) -> None:
@@ -404,12 +406,14 @@ class TranslationClient(QObject):
         if self._is_newest(request_id):
             self._pending_request = None
             self.emptyShown.emit()
+            self.answered.emit()
 
     @Slot(int, str)
     def _on_trace_failed(self, request_id: int, message: str) -> None:
         if self._is_newest(request_id):
             self._pending_request = None
             self.translationFailed.emit(message)
+            self.answered.emit()
 
     @Slot(object)
     def _on_model_loaded(self, summary: ModelSummary) -> None:

@@ -209,3 +209,11 @@ def test_qkv_after_a_wrong_draft_come_from_a_forced_pass(translator):
     assert repaired.qkv is not None and repaired.qkv.keys() == plain.qkv.keys()
     for name, value in plain.qkv.items():
         np.testing.assert_allclose(repaired.qkv[name], value, atol=1e-5, err_msg=name)
+
+
+def test_embedding_norms_match_the_recorded_embeddings(translator):
+    """From a Trace's read-only ids (a regression: torch warned on non-writable numpy input)."""
+    trace = translator.trace("Le chien dort.", TraceOptions(with_qkv=True))
+    assert not trace.src_ids.flags.writeable
+    recorded = trace.qkv["encoder.embed"] - trace.positional  # (S, d): embedding × √d_model
+    np.testing.assert_allclose(translator.embedding_norms(trace.src_ids), np.linalg.norm(recorded, axis=1), rtol=1e-5)

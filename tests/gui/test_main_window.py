@@ -145,22 +145,46 @@ def test_typing_fast_never_shows_a_stale_result(window, qtbot, monkeypatch):
     original = Translator.trace
 
     def slow_trace(self, text, *args, **kwargs):
-        time.sleep(0.3)  # slower than the debounce, so earlier requests are still running
+        time.sleep(0.3)  # slower than the typing, so keystrokes arrive while the worker is busy
         return original(self, text, *args, **kwargs)
 
     monkeypatch.setattr(Translator, "trace", slow_trace)
-    shown = []
+    shown, requests = [], []
     window.traceDisplayed.connect(shown.append)
+    window.translationRequested.connect(lambda: requests.append(window.source.text()))
     final = "il mange une pomme et le chien dort"
     qtbot.keyClicks(window.source, "il mange")
-    qtbot.wait(250)  # the debounce fires: "il mange" goes to the worker
+    qtbot.wait(150)
     qtbot.keyClicks(window.source, " une pomme")
-    qtbot.wait(150)  # and " une pomme" too, while "il mange" is still being translated
+    qtbot.wait(150)
     qtbot.keyClicks(window.source, " et le chien dort")
     qtbot.waitUntil(lambda: bool(shown) and shown[-1].source_text == final, timeout=TIMEOUT_MS)
     qtbot.wait(800)  # time for any stale result still on its way to (wrongly) arrive
-    assert [trace.source_text for trace in shown] == [final]
+    texts = [trace.source_text for trace in shown]
+    # each result answers the newest text of its moment, in typing order, and the last is the final text
+    assert texts == requests and texts[-1] == final
+    assert all(final.startswith(text) for text in texts)
+    assert [len(text) for text in texts] == sorted({len(text) for text in texts})
     assert window.translation.text() == window.trace.translation
+
+
+def test_a_keystroke_is_sent_at_once_when_the_worker_is_free_and_pooled_while_busy(window, qtbot, monkeypatch):
+    original = Translator.trace
+
+    def slow_trace(self, text, *args, **kwargs):
+        time.sleep(0.2)
+        return original(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "trace", slow_trace)
+    requests = []
+    window.translationRequested.connect(lambda: requests.append(window.source.text()))
+    qtbot.keyClicks(window.source, "l")
+    assert requests == ["l"]  # no waiting for a pause in typing
+    qtbot.keyClicks(window.source, "e chien")  # 7 keys while "l" is translated: one request after it
+    assert requests == ["l"] and not window.idle
+    qtbot.waitUntil(lambda: window.idle, timeout=TIMEOUT_MS)
+    assert requests == ["l", "le chien"]
+    assert window.trace.source_text == "le chien"
 
 
 def test_a_worker_exception_is_reported_and_the_app_keeps_working(window, qtbot, monkeypatch, reference):
@@ -413,3 +437,14 @@ def test_long_sentences_thin_the_axis_labels_instead_of_overlapping_them(window,
     shown = top._tickLevels[0]
     assert 0 < len(shown) < len(window.trace.src_pieces)
     assert shown[0] == (0, window.trace.src_pieces[0])
+
+
+def test_typing_skips_qkv_and_the_walkthrough_tab_asks_for_them(window, qtbot, reference):
+    type_sentence(qtbot, window, "le chien dort")
+    assert window.trace.qkv is None  # the views of the typing path do not need them
+    window.tabs.setCurrentWidget(window.walkthrough_panel)
+    qtbot.waitUntil(lambda: window.walkthrough is not None, timeout=TIMEOUT_MS)
+    assert window.trace.qkv is not None and window.trace.source_text == "le chien dort"
+    assert window.trace.translation == reference.trace("le chien dort").translation
+    type_sentence(qtbot, window, "le chat dort")  # with the tab open, each keystroke brings them
+    assert window.trace.qkv is not None
