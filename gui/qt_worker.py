@@ -152,7 +152,7 @@ class TranslationWorker(QObject):
             )
         )
 
-    @Slot(int, str, object)
+    @Slot(int, object, object)  # text as object: see TranslationClient._translateRequested
     def translate(self, request_id: int, text: str, request: DecodeRequest) -> None:
         if request_id != self._latest.value:
             return  # the user has typed on: a newer request replaces this one
@@ -283,7 +283,9 @@ class TranslationClient(QObject):
 
     # GUI → worker (queued, because the worker lives in the other thread)
     _loadRequested = Signal(str, str)
-    _translateRequested = Signal(int, str, object)
+    # The text travels as a Python object: through a QString, PySide drops a leading U+FEFF, so the
+    # worker would translate (and the trace record) a text other than the one in the box.
+    _translateRequested = Signal(int, object, object)
     _walkthroughRequested = Signal(int, object, str, int, int, int)
 
     # to the window

@@ -73,3 +73,14 @@ def test_shutdown_stops_the_thread_and_is_idempotent(client):
     assert not client.thread.isRunning()
     client.shutdown()
     client.translate("le chien dort")  # ignored after shutdown, no crash
+
+
+@pytest.mark.parametrize("text", ["\ufeffje suis étudiant", "\ufeff\ufeff\ufeff", "\ufeff" * 2000])
+def test_the_worker_translates_exactly_the_text_it_was_given(client, qtbot, text):
+    """Sent as a str through a queued signal, a leading U+FEFF was dropped on the way (PySide's str →
+    QString conversion), so the trace named a text other than the one in the box (found by fuzzing)."""
+    shown = []
+    client.traceShown.connect(shown.append)
+    client.translate(text)
+    qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
+    assert shown[0].source_text == text

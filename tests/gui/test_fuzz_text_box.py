@@ -1,0 +1,85 @@
+"""Property-based fuzzing of the app's text box: whatever is pasted, the window shows a consistent
+trace or the blank-text hint, never a failure, and a cut text always carries the visible notice."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gui.maps import AVERAGE
+from gui.qt_model_view import cell_data
+
+TIMEOUT_MS = 60_000
+HOSTILE = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "\x00",
+        "\x07",
+        "\x1b[31m",
+        "\u200b",
+        "\u202e",
+        "\ufeff",
+        "e\u0301",
+        "a\u0308\u0323",
+        "🙂",
+        "👩‍👩‍👧",
+        "🇫🇷",
+        "שלום",
+        "مرحبا",
+        "日本語",
+        "<b>gras</b>",
+        "<script>alert(1)</script>",
+        "{0}",
+        "%s%d%n",
+        "${HOME}",
+        "\udce9",
+        "je suis étudiant",
+    ]
+)
+PIECES = st.one_of(HOSTILE, st.text(max_size=10))
+TEXT = st.one_of(
+    st.lists(PIECES, max_size=8).map("".join),
+    st.tuples(PIECES.filter(str.strip), st.integers(2_000, 12_000)).map(lambda pair: pair[0] * pair[1]),  # huge
+)
+
+
+def settled(window) -> bool:
+    """The window shows the answer to the text in its box."""
+    if not window.idle:
+        return False
+    if not window.source.text().strip():
+        return window.trace is None
+    return window.trace is not None and window.trace.source_text == window.source.text()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=TEXT)
+def test_any_pasted_text_shows_a_consistent_trace_or_the_hint(window, qtbot, text):
+    window.source.setText(text)
+    qtbot.waitUntil(lambda: settled(window), timeout=TIMEOUT_MS)
+    assert not window.statusBar().currentMessage().startswith("Translation failed")
+    trace = window.trace
+    if trace is None:
+        assert window.hint.isVisible() and not window.truncated_notice.isVisible()
+        return
+    S, T = len(trace.src_pieces), len(trace.tgt_pieces)
+    assert trace.enc_self.shape[2:] == (S, S) and trace.dec_self.shape[2:] == (T, T) and trace.cross.shape[2:] == (T, S)
+    kind = window.view_state.kind
+    assert cell_data(window.model_view, 0, AVERAGE).shape == trace.attention(kind).shape[2:]
+    assert window.truncated_notice.isVisible() == trace.truncated
+    if len(text) > 10_000:
+        assert trace.truncated
+
+
+@pytest.mark.parametrize("text", ["\x00" * 3, "\u202eabc\u202c", "{0}%s<b>", "🙂" * 5000])
+def test_hostile_text_examples(window, qtbot, text):
+    """Fixed cases from the strategy above, so they run even where hypothesis draws others."""
+    window.source.setText(text)
+    qtbot.waitUntil(lambda: settled(window), timeout=TIMEOUT_MS)
+    assert window.trace is not None and window.translation.isVisible()
+    assert not window.statusBar().currentMessage().startswith("Translation failed")
