@@ -9,7 +9,7 @@
 (3) long session: simulated keystrokes through the real worker thread; requests run, results
     shown, stale results dropped, the longest stall of the GUI event loop (goal < 100 ms), and the
     growth of resident memory (goal < 30 MB).
-Broken model files are covered case by case in tests/engine/test_checkpoint.py.
+Broken model files: benchmarks/broken_models.py (and tests/engine/test_checkpoint.py case by case).
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ PIECES = [
     "1234567890",
     "?!?!",
     "\U0010ffff",
+    "\udce9",  # a lone surrogate: what Python makes of an undecodable byte
 ]
 
 
@@ -99,14 +100,15 @@ def fuzz_engine(translator, count: int, rng: random.Random) -> tuple[int, int, i
 
 def wait_idle(app, window, seconds: float = 30.0) -> None:
     deadline = time.perf_counter() + seconds
-    while (window.debounce.isActive() or window.client.translating) and time.perf_counter() < deadline:
+    while not window.idle and time.perf_counter() < deadline:
         app.processEvents()
         time.sleep(0.002)
 
 
-def fuzz_app(app, window, count: int, rng: random.Random) -> tuple[int, int]:
-    """Hostile text into the real text box; counts failures shown and grids disagreeing with tokens."""
-    failures = mismatches = 0
+def fuzz_app(app, window, count: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """Hostile text into the real text box; counts failures shown, grids disagreeing with tokens,
+    texts cut to the maximum length, and cuts shown without the notice."""
+    failures = mismatches = cut = silent_cuts = 0
     window.statusBar().messageChanged.connect(lambda m: None)
     for _ in range(count):
         window.source.setText(hostile_text(rng))
@@ -118,11 +120,14 @@ def fuzz_app(app, window, count: int, rng: random.Random) -> tuple[int, int]:
         trace = window.trace
         if trace is not None and window.source.text().strip():
             mismatches += not shapes_agree(trace)
-    return failures, mismatches
+            cut += trace.truncated
+            silent_cuts += trace.truncated and not window.truncated_notice.isVisible()
+    return failures, mismatches, cut, silent_cuts
 
 
 def long_session(app, window, keys: int, rng: random.Random) -> dict:
-    """Type `keys` keystrokes (letters, spaces, backspaces) at 5–60 ms intervals; measure stalls."""
+    """Type `keys` keystrokes (letters, spaces, backspaces) at 5–60 ms intervals, pausing 100–400 ms
+    after one word in five as a person does; measure stalls of the GUI event loop and memory."""
     from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QKeyEvent
 
@@ -131,7 +136,7 @@ def long_session(app, window, keys: int, rng: random.Random) -> dict:
     shown = []
     window.traceDisplayed.connect(lambda t: shown.append(t.source_text))
     requests = []
-    window.debounce.timeout.connect(lambda: requests.append(1))
+    window.client._translateRequested.connect(lambda *_: requests.append(1))  # every request sent to the worker
     window.source.clear()
     wait_idle(app, window)
     before = rss_mb()
@@ -140,6 +145,7 @@ def long_session(app, window, keys: int, rng: random.Random) -> dict:
     for _ in range(keys):
         if rng.random() < 0.1 and window.source.text():
             event_args = (Qt.Key.Key_Backspace, Qt.KeyboardModifier.NoModifier, "")
+            char = ""
         else:
             char = rng.choice(" " + rng.choice(words))
             event_args = (Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, char)
@@ -147,7 +153,7 @@ def long_session(app, window, keys: int, rng: random.Random) -> dict:
             window.source.clear()
         for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
             app.sendEvent(window.source, QKeyEvent(kind, *event_args))
-        pause = rng.uniform(0.005, 0.06)
+        pause = rng.uniform(0.1, 0.4) if char == " " and rng.random() < 0.2 else rng.uniform(0.005, 0.06)
         end = time.perf_counter() + pause
         while time.perf_counter() < end:
             start = time.perf_counter()
@@ -160,6 +166,7 @@ def long_session(app, window, keys: int, rng: random.Random) -> dict:
         "keystrokes": keys,
         "requests sent": len(requests),
         "traces computed": len(worker_results),
+        "skipped in the worker (replaced)": len(requests) - len(worker_results),
         "results shown": len(shown),
         "stale results dropped": len(worker_results) - len(shown),
         "longest event-loop stall ms": longest_stall * 1000,
@@ -187,8 +194,11 @@ def main() -> int:
         f"({refused} blank ones refused with EmptyInputError, {cut} cut to the maximum length)"
     )
     app, window = make_window(args.model)
-    failures, app_mismatches = fuzz_app(app, window, args.app_inputs, rng)
-    print(f"    app:    {args.app_inputs} inputs, {failures} failures shown, {app_mismatches} shape mismatches")
+    failures, app_mismatches, app_cut, silent_cuts = fuzz_app(app, window, args.app_inputs, rng)
+    print(
+        f"    app:    {args.app_inputs} inputs, {failures} failures shown, {app_mismatches} shape mismatches "
+        f"({app_cut} cut to the maximum length, {silent_cuts} of them without the visible notice)"
+    )
 
     print(f"(3) long session: {args.keys} keystrokes through the real worker thread")
     for name, value in long_session(app, window, args.keys, rng).items():
