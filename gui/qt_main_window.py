@@ -413,7 +413,8 @@ class MainWindow(QMainWindow):
         self.device_label.setText(f"device: {summary.device}")
         self._language = LANGUAGES.get(summary.source_language, summary.source_language)
         self.source.setPlaceholderText(f"Type a {self._language} sentence to translate…")
-        self.view_state.set_model_shape(summary.n_layers, summary.n_heads)
+        if self.trace is None:  # a trace on screen keeps its own shape until the new model's replaces it
+            self.view_state.set_model_shape(summary.n_layers, summary.n_heads)
         self.positional_view.set_model(summary.d_model, summary.pe_base)
         self._on_selection_changed()  # the counts are known now, even if the shape did not change
         self._check_model_action(summary.directory)

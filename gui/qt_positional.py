@@ -55,6 +55,7 @@ class QtPositionalView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.trace = None
+        self.stale = False  # a sentence arrived while hidden: drawn when the tab is shown
         self.d_model = 0  # the loaded model's
         self.model_base = 10000.0
         self.embedding_norms = np.zeros(0)
@@ -161,7 +162,15 @@ class QtPositionalView(QWidget):
         self.positional_norms = np.zeros(0) if positional_norms is None else positional_norms
         if trace is not None and not self.d_model:
             self.d_model = trace.positional.shape[1]
-        self._render()
+        if self.isVisible():
+            self._render()
+        else:  # drawing costs more than the rest of a keystroke; nobody sees it in a hidden tab
+            self.stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.stale:
+            self._render()
 
     def set_explore(self, on: bool) -> None:
         self.explore.setChecked(on)
@@ -208,6 +217,7 @@ class QtPositionalView(QWidget):
         return np.array([[float(self.values.item(r, c).text()) for c in range(cols)] for r in range(rows)])
 
     def _render(self) -> None:
+        self.stale = False
         self.table, self.row_labels = self.current_table()
         table = self.table
         d = table.shape[1] if table.size else 0

@@ -113,12 +113,6 @@ def test_switching_model_while_translating_ends_on_the_new_model(
     assert qt_warnings(qtlog) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MainWindow._on_model_loaded gives the view state the new model's shape while the old trace is still "
-    "on screen; the head view then indexes a layer that trace lacks (IndexError in a slot). Fix: set the shape "
-    "from the summary only when no trace is shown (show_trace sets it from each trace); then remove this mark.",
-)
 def test_stepping_layers_between_a_model_switch_and_its_first_trace(
     make_window, qtbot, qtlog, slow_worker, wider_model_dir
 ):

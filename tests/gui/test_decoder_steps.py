@@ -178,6 +178,9 @@ def test_the_positional_view_shows_the_sentences_rows_and_their_norms(window, qt
     show_sentence(qtbot, window)
     view = window.positional_view
     trace = window.trace
+    assert view.stale  # its tab is hidden: drawn only once shown
+    window.tabs.setCurrentWidget(view)
+    assert not view.stale
     np.testing.assert_array_equal(view.heatmap.matrix, trace.positional.astype(np.float32))
     np.testing.assert_allclose(view.similarity.matrix, trace.positional @ trace.positional.T, rtol=1e-5)
     assert view.heatmap.row_labels[0] == f"0 {trace.src_pieces[0]}"

@@ -52,8 +52,9 @@ def test_typing_shows_the_translation_and_every_map(window, qtbot, reference):
     assert window.view_state.kind == "cross"
     assert window.model_view.grid_shape == (3, 5)  # 3 decoder layers × (4 heads + the average)
     assert_grid_shows(window, "cross")
-    np.testing.assert_array_equal(window.trace.cross, expected.cross)
-    np.testing.assert_array_equal(head_view_data(window), expected.cross[0, 0])
+    # typed key by key, the maps come from the rows of several cached passes: equal up to rounding
+    np.testing.assert_allclose(window.trace.cross, expected.cross, atol=1e-6)
+    np.testing.assert_array_equal(head_view_data(window), window.trace.cross[0, 0])
     queries, keys = expected.axis_pieces("cross")
     assert window.head_view.heatmap.row_labels == queries
     assert window.head_view.heatmap.column_labels == keys
