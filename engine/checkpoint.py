@@ -30,6 +30,7 @@ WEIGHTS_FILE = "model.safetensors"
 FORMAT_NAME = "attention-studio-model"
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a real header of a few hundred tensors is a few kB
+MAX_CONFIG_BYTES = 1024 * 1024  # a real config.json is under 1 kB
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 MAX_POSITIONS_LIMIT = 16384  # far beyond what a map on screen can show; bounds the positional table
 SPECIAL_IDS = {"pad_id": PAD_ID, "unk_id": UNK_ID, "bos_id": BOS_ID, "eos_id": EOS_ID}
@@ -126,10 +127,16 @@ def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise ModelLoadError(f"{directory}: not a model directory (no {CONFIG_FILE})")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelLoadError(
+            f"{CONFIG_FILE}: {path.stat().st_size} bytes, refused as oversized (a config is a few hundred)"
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelLoadError(f"{CONFIG_FILE}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ModelLoadError(f"{CONFIG_FILE}: not valid JSON (nested too deeply)") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise ModelLoadError(f"{CONFIG_FILE}: not an Attention Studio model config (format is not {FORMAT_NAME!r})")
     try:

@@ -163,6 +163,17 @@ def break_foreign_config(d: Path) -> str:
     return "not an Attention Studio model config"
 
 
+def break_oversized_config(d: Path) -> str:
+    (d / "config.json").write_bytes(b" " * (8 * 1024 * 1024) + b"{}")
+    return "oversized"
+
+
+def break_deep_config(d: Path) -> str:
+    """Nested deeper than Python's json parser can recurse (it raised RecursionError)."""
+    (d / "config.json").write_bytes(b"[" * 200_000)
+    return "nested too deeply"
+
+
 def break_no_config(d: Path) -> str:
     """A directory that is not a model: no config.json."""
     (d / "config.json").unlink()
@@ -206,6 +217,8 @@ BREAKERS: list[Callable[[Path], str]] = [
     break_huge_positions,
     break_config_json,
     break_foreign_config,
+    break_oversized_config,
+    break_deep_config,
     break_no_config,
     break_missing_tokenizer,
     break_corrupt_tokenizer,
