@@ -225,7 +225,7 @@ def check_safetensors_header(path: Path) -> int:
             raise ModelLoadError(f"{path.name}: truncated (header runs past the end of the file)")
         try:
             header = json.loads(handle.read(header_size))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise ModelLoadError(f"{path.name}: corrupt safetensors header") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path.name}: corrupt safetensors header")

@@ -80,6 +80,13 @@ def break_header_entries(d: Path) -> str:
     return "corrupt safetensors header"
 
 
+def break_deep_header(d: Path) -> str:
+    """A header nested deeper than Python's json parser can recurse (it raised RecursionError)."""
+    data = b"[" * 200_000
+    (d / WEIGHTS).write_bytes(struct.pack("<Q", len(data)) + data)
+    return "corrupt safetensors header"
+
+
 def break_oversized_header(d: Path) -> str:
     (d / WEIGHTS).write_bytes(struct.pack("<Q", 2**40) + b"{}")
     return "oversized"
@@ -204,6 +211,7 @@ BREAKERS: list[Callable[[Path], str]] = [
     break_tiny_file,
     break_header_json,
     break_header_entries,
+    break_deep_header,
     break_oversized_header,
     break_missing_tensor,
     break_nan_weights,
