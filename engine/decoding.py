@@ -81,9 +81,6 @@ def _greedy_loop(
     return generated
 
 
-GUESS_LENGTH = 8  # draft tokens proposed per decoder pass once the draft and the output part ways
-
-
 @dataclass(frozen=True)
 class DraftResult:
     tokens: list[int]  # identical to greedy_decode's output
@@ -129,11 +126,8 @@ def greedy_from_draft(
     """Greedy decoding of one sentence src (1, S), using a previous output as a draft.
 
     One teacher-forced pass over the draft gives the model's argmax at every position; the longest
-    prefix where it agrees with the draft is kept. From the first disagreement on, decoding goes on
-    from the cache of that pass, and each pass also checks a guess of what follows, taken from the
-    draft (a keystroke usually changes a few target tokens and leaves the rest): every guessed
-    token that equals the model's argmax is kept, so a pass yields one token or more and the
-    output is still exactly greedy's.
+    prefix where it agrees with the draft is kept, and greedy decoding resumes at the first
+    disagreement from the cache of that pass.
 
     The passes also capture the trace: `capture` ends up holding the output's attention maps and
     `log_probs` its log-probabilities, as a forced pass over the output would give them. Only q/k/v
@@ -160,44 +154,16 @@ def greedy_from_draft(
         rows.add(capture, logits, accepted + 1)
     tokens = draft[:accepted] + [predicted[accepted]]
     passes = 1
+    cache.truncate(len(tokens))  # <s> and every token but the last, which is the next pass's input
     while tokens[-1] != cfg.eos_id and len(tokens) < limit:
-        cache.truncate(len(tokens))  # <s> and every token but the last, which is this pass's first input
-        guess = guess_continuation(draft, tokens, min(GUESS_LENGTH, limit - len(tokens) - 1))
         pass_capture = ActivationCache() if rows is not None else None
-        logits = model.decode(torch.tensor([tokens[-1:] + guess], device=src.device), memory, src, pass_capture, cache)
+        logits = model.decode(torch.tensor([tokens[-1:]], device=src.device), memory, src, pass_capture, cache)[0]
         passes += 1
-        before = len(tokens)
-        for i, token in enumerate(logits[0].argmax(dim=-1).tolist()):
-            tokens.append(token)
-            # row i + 1 was computed from guess[i]: it counts only if the guess was the model's choice
-            if token == cfg.eos_id or len(tokens) >= limit or i >= len(guess) or guess[i] != token:
-                break
+        tokens.append(int(logits[-1].argmax()))
         if rows is not None and pass_capture is not None:
-            rows.add(pass_capture, logits[0], len(tokens) - before)
+            rows.add(pass_capture, logits, 1)
     log_probs = rows.into(capture) if rows is not None and capture is not None else None
     return DraftResult(tokens, accepted, passes, log_probs)
-
-
-def guess_continuation(draft: list[int], tokens: list[int], size: int) -> list[int]:
-    """Up to `size` draft tokens that may follow `tokens`.
-
-    The draft is aligned with the end of `tokens` where the most tokens before and including
-    tokens[-1] agree (ties: nearest to the same position); with no draft token equal to
-    tokens[-1], the draft is read on from the same position (the change replaced tokens).
-    """
-    if size <= 0:
-        return []
-    here = len(tokens) - 1
-
-    def agreement(i: int) -> int:
-        n = 0
-        while n <= min(i, here) and draft[i - n] == tokens[here - n]:
-            n += 1
-        return n
-
-    candidates = [(agreement(i), -abs(i - here), i) for i in range(len(draft)) if draft[i] == tokens[-1]]
-    start = max(candidates)[2] + 1 if candidates else here + 1
-    return draft[start : start + size]
 
 
 def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:

@@ -108,6 +108,7 @@ class Translator:
     def __init__(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
         self.model = loaded.model
+        self.model.freeze_for_inference()
         self.tokenizer = loaded.tokenizer
         self.cfg = loaded.model.cfg
 

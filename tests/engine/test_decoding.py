@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.decoding import DecodingOptions, beam_search, greedy_decode, guess_continuation
+from engine.decoding import DecodingOptions, beam_search, greedy_decode
 from engine.translator import EmptyInputError, TraceOptions, Translator, pad_batch
 
 SENTENCES = ["Je suis étudiant.", "Le chien dort.", "Nous aimons le chat, tu es mon ami.", "Il mange."]
@@ -170,34 +170,6 @@ def test_a_confirmed_draft_costs_one_decoder_pass(translator):
     for kind in ("dec_self", "cross"):
         np.testing.assert_allclose(repaired.attention(kind), plain.attention(kind), atol=1e-5)
     np.testing.assert_allclose(repaired.topk_probs, plain.topk_probs, atol=1e-5)
-
-
-def test_a_draft_whose_tail_still_fits_is_reused_after_the_change(translator):
-    """A token too many in the draft: after the check pass rejects it, guesses from the draft's
-    tail let each pass confirm several tokens instead of one."""
-    sentence = SENTENCES[0]
-    right = list(translator.trace(sentence).out_ids)
-    assert len(right) >= 12
-    draft = right[:2] + [7 if right[2] != 7 else 8] + right[2:]
-    repaired = translator.trace(sentence, draft=draft)
-    assert list(repaired.out_ids) == right
-    one_token_per_pass = 1 + len(right) - 3  # the check pass gives 3 tokens, then one per pass
-    assert repaired.decoder_passes <= one_token_per_pass / 2
-
-
-@pytest.mark.parametrize(
-    "draft, tokens, expected",
-    [
-        ([10, 11, 12, 13, 3], [10, 99], [12, 13, 3]),  # a token replaced: read on at the same place
-        ([10, 11, 12, 13, 3], [10, 99, 11], [12, 13, 3]),  # a token inserted: realign after it
-        ([10, 11, 12, 13, 3], [10, 12], [13, 3]),  # a token dropped
-        ([11, 10, 12, 13, 10, 3], [8, 8, 8, 11, 10], [12, 13, 10, 3]),  # the longer agreement wins over the nearer
-        ([10, 11, 3], [10, 11, 3, 5], []),  # past the draft's end: nothing to guess
-    ],
-)
-def test_the_guess_realigns_the_draft_with_the_output(draft, tokens, expected):
-    assert guess_continuation(draft, tokens, 8) == expected
-    assert guess_continuation(draft, tokens, 1) == expected[:1]
 
 
 def test_qkv_after_a_wrong_draft_come_from_a_forced_pass(translator):

@@ -143,6 +143,18 @@ def test_tied_output_shares_the_embedding():
     assert untied.output.weight is not untied.tgt_embed.weight
 
 
+def test_freezing_for_inference_keeps_the_logits():
+    model = tiny_model()
+    src, tgt = torch.tensor([[5, 6, 7, 3]]), torch.tensor([[2, 11, 12]])
+    before = model(src, tgt)
+    model.train()
+    model.freeze_for_inference()
+    assert not model.training
+    torch.testing.assert_close(model(src, tgt), before)
+    memory, cache = model.encode(src), model.new_cache()
+    torch.testing.assert_close(model.decode(tgt[:, :1], memory, src, cache=cache), before[:, :1])  # one row
+
+
 def test_qkv_capture_reproduces_the_heads_output():
     model = tiny_model()
     capture = ActivationCache(with_qkv=True)
