@@ -100,7 +100,9 @@ def keystroke_to_pixels(model: Path, rounds: int) -> None:
     app, window = make_window(model)
     print("\n(c) keystroke → pixels, offscreen, real window, model", model.name)
     print(f"    sentence: {SENTENCE!r}, typed {rounds} times per row")
-    print(f"{'key gap':>8} | {'keys':>5} {'painted':>8} | {'key→pixels p50':>15} {'p95':>7} | {'request→pixels p50':>19} {'p95':>7}")
+    print(
+        f"{'key gap':>8} | {'keys':>5} {'painted':>8} | {'key→pixels p50':>15} {'p95':>7} | {'request→pixels p50':>19} {'p95':>7}"
+    )
     for gap_s in (0.25, 0.12, 0.06):
         keys, requests, shown = [], [], 0
         for _ in range(rounds):

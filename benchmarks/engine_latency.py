@@ -3,10 +3,13 @@
     python benchmarks/engine_latency.py [--model resources/models/fr-en] [--threads N]
 
 Prints three tables:
-  (a) trace latency (tokenize → decode → forced pass → Trace) for 5/10/20/40-piece sentences:
-      plain greedy vs incremental (the previous keystroke's output as draft), p50 and p95;
+  (a) trace latency (tokenize → decode → forced pass → Trace) for 5/10/20/40-piece sentences,
+      p50 and p95: plain greedy (no draft); while typing (every keystroke of typing the sentence
+      character by character, each with the previous keystroke's output as draft), with decoder
+      passes per keystroke; and the last keystroke alone;
   (e) resident memory after loading and after 1,000 translations;
-  (f) the floor: the trace's floating-point operations / this machine's measured matmul rate.
+  (f) the floors: the trace's floating-point operations / this machine's measured matmul rate,
+      and the weight bytes a trace reads / this machine's measured memory read rate.
 """
 
 from __future__ import annotations
@@ -58,40 +61,57 @@ def sentences_by_length(translator, count: int) -> dict[int, list[str]]:
     return chosen
 
 
-def measure_latency(translator, sentences: dict[int, list[str]], repeats: int) -> list[tuple]:
+def measure_latency(translator, sentences: dict[int, list[str]], repeats: int) -> list[dict]:
     rows = []
     for bucket, texts in sentences.items():
-        plain, incremental, passes, typed_passes = [], [], [], []
+        plain, typing, last, passes = [], [], [], []
         for text in texts:
-            previous = translator.trace(text[:-1]) if len(text) > 1 else None
-            draft = list(previous.out_ids) if previous else None
             for _ in range(repeats):
                 start = time.perf_counter()
                 translator.trace(text)
                 plain.append((time.perf_counter() - start) * 1000)
-                start = time.perf_counter()
-                trace = translator.trace(text, draft=draft)
-                incremental.append((time.perf_counter() - start) * 1000)
-            passes.append(trace.decoder_passes)
-            typed = None  # decoder passes per keystroke while typing the sentence from its start
-            for end in range(1, len(text) + 1):
-                if text[:end].strip():
-                    typed = translator.trace(text[:end], draft=None if typed is None else list(typed.out_ids))
-                    typed_passes.append(typed.decoder_passes)
-        tgt = statistics.mean(len(translator.trace(t).tgt_ids) for t in texts)
+            for _ in range(repeats):  # type the sentence from its start, key by key
+                trace = None
+                for end in range(1, len(text) + 1):
+                    if not text[:end].strip():
+                        continue
+                    draft = None if trace is None else list(trace.out_ids)
+                    start = time.perf_counter()
+                    trace = translator.trace(text[:end], draft=draft)
+                    typing.append((time.perf_counter() - start) * 1000)
+                    passes.append(trace.decoder_passes)
+                last.append(typing[-1])
         rows.append(
-            (
-                bucket,
-                tgt,
-                percentile(plain, 50),
-                percentile(plain, 95),
-                percentile(incremental, 50),
-                percentile(incremental, 95),
-                statistics.mean(passes),
-                statistics.mean(typed_passes),
-            )
+            {
+                "pieces": bucket,
+                "out": statistics.mean(len(translator.trace(t).tgt_ids) for t in texts),
+                "plain": plain,
+                "typing": typing,
+                "last": last,
+                "passes": statistics.mean(passes),
+            }
         )
     return rows
+
+
+def weight_megabytes(model) -> tuple[float, float]:
+    """MB of weights an encoder pass reads, and one decoder pass (its layers and the output matrix)."""
+    encoder = sum(p.numel() * p.element_size() for p in model.encoder_layers.parameters())
+    decoder = sum(p.numel() * p.element_size() for p in model.decoder_layers.parameters())
+    output = model.output.weight.numel() * model.output.weight.element_size()
+    return encoder / 1e6, (decoder + output) / 1e6
+
+
+def read_gigabytes_per_second(seconds: float = 1.0) -> float:
+    import torch
+
+    big = torch.ones(64_000_000)  # 256 MB: far larger than any cache
+    big.sum()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        big.sum()
+        count += 1
+    return big.numel() * 4 * count / (time.perf_counter() - start) / 1e9
 
 
 def trace_flops(cfg, S: int, T: int) -> float:
@@ -129,8 +149,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sentences", type=int, default=10, help="sentences per length bucket")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--sentences", type=int, default=8, help="sentences per length bucket")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
 
@@ -151,13 +171,16 @@ def main() -> int:
     )
     print("\n(a) trace latency in ms (tokenize → decode → forced pass → Trace)")
     print(
-        f"{'pieces':>6} {'out':>5} | {'greedy p50':>10} {'p95':>7} | {'incr. p50':>10} {'p95':>7} | "
-        f"{'passes (last key)':>17} {'passes/key typing':>17}"
+        f"{'pieces':>6} {'out':>5} | {'plain greedy p50':>16} {'p95':>6} | {'typing p50':>10} {'p95':>6} "
+        f"{'passes/key':>10} | {'last key p50':>12} {'p95':>6}"
     )
     rows = measure_latency(translator, sentences, args.repeats)
-    for bucket, tgt, p50, p95, i50, i95, passes, typed in rows:
+    for row in rows:
+        plain, typing, last = row["plain"], row["typing"], row["last"]
         print(
-            f"{bucket:>6} {tgt:>5.1f} | {p50:>10.1f} {p95:>7.1f} | {i50:>10.1f} {i95:>7.1f} | {passes:>17.1f} {typed:>17.2f}"
+            f"{row['pieces']:>6} {row['out']:>5.1f} | {percentile(plain, 50):>16.1f} {percentile(plain, 95):>6.1f} | "
+            f"{percentile(typing, 50):>10.1f} {percentile(typing, 95):>6.1f} {row['passes']:>10.2f} | "
+            f"{percentile(last, 50):>12.1f} {percentile(last, 95):>6.1f}"
         )
 
     texts = [t for group in sentences.values() for t in group]
@@ -171,15 +194,24 @@ def main() -> int:
     cfg = translator.cfg
     big = matmul_gflops(1024, 1024, 1024)
     small = matmul_gflops(20, cfg.d_model, cfg.d_model)
+    bandwidth = read_gigabytes_per_second()
+    encoder_mb, decoder_mb = weight_megabytes(translator.model)
     print(
-        f"\n(f) arithmetic floor: measured fp32 matmul {big:.1f} GFLOP/s (1024³), {small:.1f} GFLOP/s (20×{cfg.d_model}²)"
+        f"\n(f) floors: fp32 matmul {big:.1f} GFLOP/s (1024³), {small:.1f} GFLOP/s (20×{cfg.d_model}²); "
+        f"memory read {bandwidth:.1f} GB/s; weights read per pass: encoder {encoder_mb:.1f} MB, "
+        f"decoder + output {decoder_mb:.1f} MB"
     )
     print(
-        f"{'pieces':>6} {'GFLOP':>7} | {'floor ms (1024³ rate)':>22} {'floor ms (small rate)':>22} | {'measured greedy p50':>19}"
+        f"{'pieces':>6} {'GFLOP':>6} | {'flop floor ms':>13} {'(small rate)':>12} | {'greedy p50':>10} | "
+        f"{'bytes floor ms, typing':>22} {'typing p50':>10}"
     )
-    for bucket, tgt, p50, *_ in rows:
-        flops = trace_flops(cfg, bucket, round(tgt)) / 1e9
-        print(f"{bucket:>6} {flops:>7.3f} | {flops / big * 1000:>22.2f} {flops / small * 1000:>22.2f} | {p50:>19.1f}")
+    for row in rows:
+        flops = trace_flops(cfg, row["pieces"], round(row["out"])) / 1e9
+        bytes_floor = (encoder_mb + row["passes"] * decoder_mb) / 1e3 / bandwidth * 1000
+        print(
+            f"{row['pieces']:>6} {flops:>6.3f} | {flops / big * 1000:>13.2f} {flops / small * 1000:>12.2f} | "
+            f"{percentile(row['plain'], 50):>10.1f} | {bytes_floor:>22.2f} {percentile(row['typing'], 50):>10.1f}"
+        )
     return 0
 
 

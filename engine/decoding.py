@@ -100,7 +100,9 @@ class _ValidRows:
         self.passes: list[tuple[dict[str, Tensor], Tensor, int]] = []  # (maps, logits (n, V), valid rows)
 
     def add(self, capture: ActivationCache, logits: Tensor, rows: int) -> None:
-        maps = {name: t for name, t in capture.tensors.items() if name.startswith("decoder.") and name.endswith("weights")}
+        maps = {
+            name: t for name, t in capture.tensors.items() if name.startswith("decoder.") and name.endswith("weights")
+        }
         self.passes.append((maps, logits, rows))
 
     def into(self, capture: ActivationCache) -> Tensor:

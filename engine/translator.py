@@ -1,7 +1,8 @@
-"""Text in, Trace out: tokenize → decode (no capture) → one forced pass with capture → numpy Trace.
+"""Text in, Trace out: tokenize → encode once → decode, capturing the maps → numpy Trace.
 
-For greedy decoding, row t of a teacher-forced pass over the final output equals the attention of
-incremental step t, so the decode runs fast with the cache and capture costs a single extra pass.
+Greedy decoding keeps row t of each cached pass, which is the attention of step t, so its maps
+come with the decode. Beam search, a forced prefix and q/k/v capture add one teacher-forced pass
+over the output: row t of that pass equals the attention of incremental step t.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from engine.decoding import (
     greedy_from_draft,
 )
 from engine.model import ActivationCache, Transformer
-from engine.tokenizer import Tokenizer
+from engine.tokenizer import Tokenizer, encodable
 from engine.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -140,10 +141,13 @@ class Translator:
         """Translate `text` and capture every attention map; raises EmptyInputError for blank text.
 
         `draft`, the previous output while the user types, lets greedy decoding confirm what is
-        still right in one pass instead of one pass per token; the result is the same.
+        still right in one pass instead of one pass per token; the result is the same. Greedy
+        decoding captures the maps row by row as it goes; beam search, a forced prefix and q/k/v
+        take one more, teacher-forced pass over the output.
         """
         timings: dict[str, float] = {}
         start = time.perf_counter()
+        text = encodable(text)  # the Trace keeps the text: no lone surrogates in what it exports
         source = self.source(text)
         src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
         timings["tokenize_ms"] = (time.perf_counter() - start) * 1000
@@ -157,13 +161,13 @@ class Translator:
                 beam = beam_search(self.model, src, options.decoding, memory)
                 tokens, passes = beam.hypotheses[0].tokens, len(beam.steps)
                 decoding = f"beam {options.decoding.beam_size}"
-            elif draft is not None and not options.forced_prefix:
-                result = greedy_from_draft(self.model, src, list(draft), options.decoding, capture, memory)
+            elif not options.forced_prefix:  # no draft: an empty one, so the steps capture the trace
+                result = greedy_from_draft(self.model, src, list(draft or []), options.decoding, capture, memory)
                 tokens, log_probs, passes = result.tokens, result.log_probs, result.decoder_passes
                 decoding = "greedy"
             else:
                 tokens = greedy_decode(self.model, src, options.decoding, list(options.forced_prefix), memory)[0]
-                decoding = "greedy" if not options.forced_prefix else f"forced prefix of {len(options.forced_prefix)}"
+                decoding = f"forced prefix of {len(options.forced_prefix)}"
                 passes = len(tokens) - len(options.forced_prefix)
         timings["decode_ms"] = (time.perf_counter() - mark) * 1000
 

@@ -1,7 +1,5 @@
 """Greedy, beam and forced decoding, and the Trace they produce."""
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 import torch
@@ -35,7 +33,7 @@ def test_trace_maps_have_token_shapes_and_invariants(translator):
     for kind in ("enc_self", "dec_self", "cross"):
         np.testing.assert_allclose(trace.attention(kind).sum(-1), 1.0, atol=1e-5)
     assert np.all(np.triu(trace.dec_self, k=1) == 0)
-    np.testing.assert_allclose(trace.topk_probs[:, 0], np.exp(np.log(trace.topk_probs[:, 0])))
+    assert np.all(trace.topk_probs > 0) and np.all(trace.topk_probs.sum(axis=1) <= 1 + 1e-5)  # k of V probabilities
     assert np.all(np.diff(trace.topk_probs, axis=1) <= 0)  # best first
     assert list(trace.topk_ids[:, 0]) == list(trace.out_ids)  # greedy takes the top candidate
 
@@ -136,19 +134,27 @@ def test_qkv_capture_is_optional(translator):
     assert trace.qkv["decoder.2.cross_attn.k"].shape == (4, S, 8)
 
 
+def assert_same_trace(a, b) -> None:
+    """Same tokens; maps and probabilities equal up to float rounding (rows may come from different passes)."""
+    assert list(a.out_ids) == list(b.out_ids) and a.tgt_pieces == b.tgt_pieces
+    for kind in ("enc_self", "dec_self", "cross"):
+        np.testing.assert_allclose(a.attention(kind), b.attention(kind), atol=1e-5)
+    np.testing.assert_array_equal(a.topk_ids, b.topk_ids)
+    np.testing.assert_allclose(a.topk_probs, b.topk_probs, atol=1e-5)
+
+
 def test_draft_decoding_equals_plain_greedy(translator):
     """Whatever the draft — right, wrong, short, long, empty — the output is plain greedy's."""
     eos = translator.cfg.eos_id
     for sentence in SENTENCES:
         plain = translator.trace(sentence)
         right = list(plain.out_ids)
+        assert_same_trace(plain, translator.trace(sentence, TraceOptions(with_qkv=True)))  # one forced pass
         drafts = [right, right[:3], right[:3] + [7, 8, 9], [7] + right[1:], [], right[:-1], right + [5, eos], [eos]]
         for draft in drafts:
             incremental = translator.trace(sentence, draft=draft)
             assert list(incremental.out_ids) == right, (sentence, draft)
-            for kind in ("enc_self", "dec_self", "cross"):
-                np.testing.assert_allclose(incremental.attention(kind), plain.attention(kind), atol=1e-5)
-            np.testing.assert_allclose(incremental.topk_probs, plain.topk_probs, atol=1e-5)
+            assert_same_trace(incremental, plain)
 
 
 def test_a_confirmed_draft_costs_one_decoder_pass(translator):
@@ -156,10 +162,10 @@ def test_a_confirmed_draft_costs_one_decoder_pass(translator):
     options = TraceOptions(decoding=DecodingOptions(max_len_a=0, max_len_b=6))
     sentence = SENTENCES[0]
     plain = translator.trace(sentence, options)
-    assert len(plain.out_ids) == 6 and plain.decoder_passes == 6 + 1
+    assert len(plain.out_ids) == 6 and plain.decoder_passes == 6  # one step per token, each capturing its row
     again = translator.trace(sentence, options, draft=list(plain.out_ids))
     assert again.decoder_passes == 1
-    assert again.equals(replace(plain, timings=again.timings, decoder_passes=1))
+    assert_same_trace(again, plain)
     wrong = list(plain.out_ids)
     wrong[4] = 7 if wrong[4] != 7 else 8
     repaired = translator.trace(sentence, options, draft=wrong)
@@ -167,9 +173,7 @@ def test_a_confirmed_draft_costs_one_decoder_pass(translator):
     # the check pass already yields token 5 (where the draft was wrong), so one greedy step is left;
     # the two passes' rows make the trace, with no forced pass after them
     assert repaired.decoder_passes == 1 + 1
-    for kind in ("dec_self", "cross"):
-        np.testing.assert_allclose(repaired.attention(kind), plain.attention(kind), atol=1e-5)
-    np.testing.assert_allclose(repaired.topk_probs, plain.topk_probs, atol=1e-5)
+    assert_same_trace(repaired, plain)
 
 
 def test_qkv_after_a_wrong_draft_come_from_a_forced_pass(translator):

@@ -73,3 +73,4 @@ def test_lone_surrogates_are_translated_not_refused_by_the_native_library(transl
     trace = translator.trace(text)
     assert trace.enc_self.shape[2:] == (len(trace.src_pieces),) * 2
     assert trace.src_pieces[-1] == "</s>"
+    trace.source_text.encode("utf-8")  # the Trace keeps the text: `cli --json` printed it and failed
