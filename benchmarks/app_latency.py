@@ -29,6 +29,16 @@ from engine_latency import percentile  # noqa: E402
 SENTENCE = "Je suis étudiant et j'aime beaucoup lire des livres le soir."
 
 
+def run_event_loop(seconds: float) -> None:
+    """Let Qt's own event loop run for `seconds`, as the app's does between keys. Polling with
+    processEvents() and sleep() instead takes the GIL a thousand times a second from the worker."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(max(0, round(seconds * 1000)), loop.quit)
+    loop.exec()
+
+
 def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], list[float], int]:
     """Type `text` one key per `gap_s`; returns key→pixels and request→pixels times in ms, and the
     number of traces painted."""
@@ -55,14 +65,10 @@ def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], li
         for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
             app.sendEvent(window.source, QKeyEvent(kind, Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, char))
         keys.append((window.source.text(), pressed))
-        deadline = pressed + gap_s
-        while time.perf_counter() < deadline:
-            app.processEvents()
-            time.sleep(0.0005)
+        run_event_loop(pressed + gap_s - time.perf_counter())
     deadline = time.perf_counter() + 5
     while (not painted or painted[-1][0] != text) and time.perf_counter() < deadline:
-        app.processEvents()
-        time.sleep(0.001)
+        run_event_loop(0.01)
     window.translationRequested.disconnect(on_request)
     window.traceDisplayed.disconnect(on_shown)
     window.source.clear()
@@ -91,8 +97,7 @@ def make_window(model: Path):
     window.show()
     deadline = time.perf_counter() + 120
     while not loaded and time.perf_counter() < deadline:
-        app.processEvents()
-        time.sleep(0.01)
+        run_event_loop(0.01)
     return app, window
 
 

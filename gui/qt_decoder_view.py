@@ -11,7 +11,7 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -86,6 +86,7 @@ class QtDecoderTimeline(QWidget):
         self.cross_plot = self._plot("cross-attention over the source")
         self.self_plot = self._plot("masked self-attention over the output so far")
         self.topk_plot.scene().sigMouseClicked.connect(self._on_topk_clicked)
+        self._build_plot_items()
 
         grid = QGridLayout()
         left = QVBoxLayout()
@@ -122,12 +123,46 @@ class QtDecoderTimeline(QWidget):
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setTitle(title)
-        background, foreground = plot_colors(self)
-        plot.setBackground(background)
-        for side in ("left", "bottom"):
-            plot.getAxis(side).setPen(foreground)
-            plot.getAxis(side).setTextPen(foreground)
         return plot
+
+    def _build_plot_items(self) -> None:
+        """The plots' items, made once and updated in place: making them anew for every trace was
+        two thirds of what showing a trace cost the GUI thread."""
+        empty = np.zeros(0)
+        self.topk_bars = pg.BarGraphItem(x0=0, y=empty, width=empty, height=0.7)
+        self.topk_plot.addItem(self.topk_bars)
+        self.topk_plot.getViewBox().invertY(True)
+        self.topk_plot.setXRange(0, 1.3, padding=0)  # room for the probability after a bar of 1
+        self.topk_labels: list[pg.TextItem] = []  # one per candidate, grown as needed
+        self.cross_bars = pg.BarGraphItem(x=empty, height=empty, width=0.75, brush="#2171b5")
+        self.cross_plot.addItem(self.cross_bars)
+        self.self_bars = pg.BarGraphItem(x=empty, height=empty, width=0.75, brush="#2171b5")
+        self.self_plot.addItem(self.self_bars)
+        hatch = QBrush(QColor(150, 150, 150), Qt.BrushStyle.BDiagPattern)
+        self.masked_bars = pg.BarGraphItem(x=empty, height=empty, width=0.75, brush=hatch, pen=pg.mkPen("#999"))
+        self.self_plot.addItem(self.masked_bars)
+        self.masked_label = pg.TextItem(
+            f"masked (future): {MASKED_TEXT}", anchor=(0.5, 0.5), color=(40, 40, 40), fill=(255, 255, 255, 220)
+        )
+        self.self_plot.addItem(self.masked_label)
+        for plot in (self.cross_plot, self.self_plot):
+            plot.setYRange(0, 1.05, padding=0)
+        self._style_plots()
+
+    def _style_plots(self) -> None:
+        background, foreground = plot_colors(self)
+        for plot in (self.topk_plot, self.cross_plot, self.self_plot):
+            plot.setBackground(background)
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setPen(foreground)
+                plot.getAxis(side).setTextPen(foreground)
+        for label in self.topk_labels:
+            label.setColor(foreground)
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "topk_labels"):
+            self._style_plots()
+        super().changeEvent(event)
 
     # --- inputs ---
 
@@ -191,14 +226,18 @@ class QtDecoderTimeline(QWidget):
 
     def _render(self) -> None:
         trace, state = self.trace, self.view_state
-        for plot in (self.topk_plot, self.cross_plot, self.self_plot):
-            plot.clear()
         if trace is None or state.step is None:
             self.output.setText("<i>The decoder's steps appear here once a sentence is translated.</i>")
             self.candidates.clear()
             self.step_label.clear()
             self.cross_row = self.self_row = np.zeros(0)
+            self.visible = np.zeros(0, dtype=bool)
+            self.topk_ids, self.topk_probs = np.zeros(0, dtype=np.int64), np.zeros(0)
+            for plot in (self.topk_plot, self.cross_plot, self.self_plot):
+                plot.setVisible(False)
             return
+        for plot in (self.topk_plot, self.cross_plot, self.self_plot):
+            plot.setVisible(True)
         step = min(state.step, len(trace.tgt_pieces) - 1)
         self.slider.blockSignals(True)
         self.slider.setValue(step + 1)
@@ -212,9 +251,10 @@ class QtDecoderTimeline(QWidget):
         self._show_candidates(trace, step)
         self._draw_topk(trace, step)
         where = f"layer {layer + 1}, {head_label(state.head)}"
-        self._draw_row(self.cross_plot, self.cross_row, trace.src_pieces, None)
+        self._draw_row(self.cross_plot, self.cross_bars, self.cross_row, trace.src_pieces)
         self.cross_plot.setTitle(f"step {step + 1}: cross-attention over the source ({where})")
-        self._draw_row(self.self_plot, self.self_row, trace.tgt_pieces, self.visible)
+        self._draw_row(self.self_plot, self.self_bars, np.where(self.visible, self.self_row, 0.0), trace.tgt_pieces)
+        self._draw_masked(self.visible)
         self.self_plot.setTitle(f"step {step + 1}: masked self-attention over the decoder input ({where})")
 
     def _show_output(self, trace: Trace, step: int) -> None:
@@ -240,34 +280,31 @@ class QtDecoderTimeline(QWidget):
 
     def _draw_topk(self, trace: Trace, step: int) -> None:
         chosen = int(trace.out_ids[step])
-        y = np.arange(len(self.topk_probs))
+        k = len(self.topk_probs)
         brushes = ["#d62728" if int(t) == chosen else "#9ecae1" for t in self.topk_ids]
-        self.topk_plot.addItem(pg.BarGraphItem(x0=0, y=y, width=self.topk_probs, height=0.7, brushes=brushes))
+        self.topk_bars.setOpts(y=np.arange(k), width=self.topk_probs, brushes=brushes)
         self.topk_plot.getAxis("left").setTicks([[(i, p) for i, p in enumerate(trace.topk_pieces[step])]])
-        self.topk_plot.getViewBox().invertY(True)
-        self.topk_plot.setXRange(0, 1.3, padding=0)  # room for the probability after a bar of 1
-        self.topk_plot.setYRange(-0.6, len(y) - 0.4, padding=0)
-        for i, p in enumerate(self.topk_probs):
-            text = pg.TextItem(f"{p:.3f}", anchor=(0, 0.5), color=plot_colors(self)[1])
-            text.setPos(float(p) + 0.01, i)
-            self.topk_plot.addItem(text)
-        self.topk_plot.setTitle(f"step {step + 1}: top-{len(y)} next pieces (red: chosen)")
+        self.topk_plot.setYRange(-0.6, k - 0.4, padding=0)
+        while len(self.topk_labels) < k:
+            label = pg.TextItem(anchor=(0, 0.5), color=plot_colors(self)[1])
+            self.topk_plot.addItem(label)
+            self.topk_labels.append(label)
+        for i, label in enumerate(self.topk_labels):
+            label.setVisible(i < k)
+            if i < k:
+                label.setText(f"{self.topk_probs[i]:.3f}")
+                label.setPos(float(self.topk_probs[i]) + 0.01, i)
+        self.topk_plot.setTitle(f"step {step + 1}: top-{k} next pieces (red: chosen)")
 
-    def _draw_row(self, plot: pg.PlotWidget, row: np.ndarray, pieces: list[str], visible: np.ndarray | None) -> None:
-        x = np.arange(len(row))
-        shown = row if visible is None else np.where(visible, row, 0.0)
-        plot.addItem(pg.BarGraphItem(x=x, height=shown, width=0.75, brush="#2171b5"))
-        if visible is not None and not visible.all():
-            hidden = x[~visible]
-            hatch = QBrush(QColor(150, 150, 150), Qt.BrushStyle.BDiagPattern)
-            plot.addItem(
-                pg.BarGraphItem(x=hidden, height=np.ones(len(hidden)), width=0.75, brush=hatch, pen=pg.mkPen("#999"))
-            )
-            label = pg.TextItem(
-                f"masked (future): {MASKED_TEXT}", anchor=(0.5, 0.5), color=(40, 40, 40), fill=(255, 255, 255, 220)
-            )
-            label.setPos(float(hidden.mean()), 0.5)
-            plot.addItem(label)
+    def _draw_row(self, plot: pg.PlotWidget, bars: pg.BarGraphItem, row: np.ndarray, pieces: list[str]) -> None:
+        bars.setOpts(x=np.arange(len(row)), height=row)
         plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(pieces)]])
-        plot.setYRange(0, 1.05, padding=0)
         plot.setXRange(-0.6, max(len(row), 4) - 0.4, padding=0)
+
+    def _draw_masked(self, visible: np.ndarray) -> None:
+        """Hatch the future positions of the self-attention row and say they are masked."""
+        hidden = np.flatnonzero(~visible)
+        self.masked_bars.setOpts(x=hidden, height=np.ones(len(hidden)))
+        self.masked_label.setVisible(len(hidden) > 0)
+        if len(hidden):
+            self.masked_label.setPos(float(hidden.mean()), 0.5)

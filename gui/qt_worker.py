@@ -8,7 +8,9 @@ Only signals cross the thread boundary, carrying plain values and numpy Traces.
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,16 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from engine.trace import Trace
 
 log = logging.getLogger(__name__)
+THREADS_VARIABLE = "ATTENTION_STUDIO_THREADS"  # torch threads for the worker, to override the default
+
+
+def worker_threads() -> int:
+    """Torch threads for the worker: every core but one, which stays free for the GUI thread so that
+    the event loop is never starved while a trace is computed. $ATTENTION_STUDIO_THREADS overrides."""
+    chosen = os.environ.get(THREADS_VARIABLE, "")
+    if chosen.isdigit() and int(chosen) > 0:
+        return int(chosen)
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 class LatestRequest:
@@ -121,8 +133,11 @@ class TranslationWorker(QObject):
     def load_model(self, directory: str, device: str) -> None:
         try:
             # Imported here, in the worker thread, so that torch stays off the path to the first paint.
+            import torch
+
             from engine.translator import Translator
 
+            torch.set_num_threads(worker_threads())  # per thread with OpenMP: set here, where torch runs
             translator = Translator.from_directory(directory, device)
         except Exception as error:  # ModelLoadError, an unavailable device, an out-of-memory …
             log.warning("could not load %s: %s", directory, error)
@@ -131,6 +146,7 @@ class TranslationWorker(QObject):
         # A failed load above leaves the previous translator in place: the app keeps working.
         self._translator = translator
         self._draft = None
+        gc.freeze()  # libraries, window and model stay for good: later full collections skip them
         cfg = translator.cfg
         self.modelLoaded.emit(
             ModelSummary(

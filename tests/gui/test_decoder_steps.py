@@ -52,12 +52,15 @@ def test_the_timeline_at_step_t_shows_row_t_and_the_steps_top_k(window, qtbot, h
         np.testing.assert_array_equal(timeline.visible, np.arange(n) <= step)
         assert f"step {step + 1}/{n}" == timeline.step_label.text()
         assert f"[{trace.out_pieces[step]}]" in timeline.output.text()
-    masked_labels = [item for item in timeline.self_plot.items() if getattr(item, "textItem", None) is not None]
-    assert not masked_labels  # the last step sees every position: nothing is masked
+
+    def masked_labels() -> list[str]:
+        items = timeline.self_plot.items()
+        return [item.textItem.toPlainText() for item in items if hasattr(item, "textItem") and item.isVisible()]
+
+    assert not masked_labels()  # the last step sees every position: nothing is masked
     timeline.slider.setValue(1)
-    assert any(
-        MASKED_TEXT in item.textItem.toPlainText() for item in timeline.self_plot.items() if hasattr(item, "textItem")
-    )
+    assert any(MASKED_TEXT in text for text in masked_labels())
+    assert len(timeline.masked_bars.opts["x"]) == n - 1  # every future position is hatched
 
 
 def test_the_step_buttons_and_play_move_through_the_steps(window, qtbot):

@@ -374,6 +374,7 @@ def test_dark_mode_repaints_the_plots(window, qtbot):
         assert background.lightness() < 128
         corner = window.model_view.graphics.grab().toImage().pixelColor(2, 2)
         assert corner.lightness() < 128
+        assert window.timeline.cross_plot.backgroundBrush().color().lightness() < 128  # the decoder steps too
         window.dark_action.setChecked(False)
         qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() >= 128)
         assert window.head_view.heatmap.backgroundBrush().color().lightness() >= 128

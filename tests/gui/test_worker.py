@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from engine.translator import Translator
-from gui.qt_worker import TranslationClient
+from gui.qt_worker import THREADS_VARIABLE, TranslationClient, worker_threads
 
 TIMEOUT_MS = 60_000  # generous: the machine may be busy; waitUntil returns as soon as it can
 
@@ -84,3 +84,32 @@ def test_the_worker_translates_exactly_the_text_it_was_given(client, qtbot, text
     client.translate(text)
     qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
     assert shown[0].source_text == text
+
+
+def test_the_worker_leaves_a_core_to_the_gui_thread_unless_told_otherwise(monkeypatch):
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert worker_threads() == 7
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert worker_threads() == 1
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
+    assert worker_threads() == 3
+    for unusable in ("0", "-2", "many", ""):
+        monkeypatch.setenv(THREADS_VARIABLE, unusable)
+        assert worker_threads() == 1  # ignored: back to the default
+
+
+def test_the_worker_computes_with_its_share_of_the_threads(client, qtbot, monkeypatch):
+    import torch
+
+    seen = []
+    original = Translator.trace
+
+    def recording_trace(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())  # in the worker thread, where the setting applies
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Translator, "trace", recording_trace)
+    client.translate("je suis étudiant")
+    qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT_MS)
+    assert seen == [worker_threads()]
