@@ -9,6 +9,7 @@
 (3) long session: simulated keystrokes through the real worker thread; requests run, results
     shown, stale results dropped, stalls of the GUI event loop measured by a 10 ms heartbeat timer
     (p99, p99.9 and the longest; goal < 100 ms), and the growth of resident memory (goal < 30 MB).
+(4) model switches: the shipped models loaded in turn; resident memory must not grow with each load.
 Broken model files: benchmarks/broken_models.py (and tests/engine/test_checkpoint.py case by case).
 """
 
@@ -198,12 +199,33 @@ def long_session(app, window, keys: int, rng: random.Random) -> dict:
     }
 
 
+def model_switches(app, window, count: int) -> tuple[float, float]:
+    """Load the shipped models in turn `count` times, translating after each load; returns the
+    growth of resident memory after the first round and after the last (a replaced model must
+    be freed, not kept)."""
+    loaded = []
+    window.client.modelLoaded.connect(loaded.append)
+    models = sorted(p for p in (ROOT / "resources" / "models").iterdir() if (p / "config.json").exists())
+    before = rss_mb()
+    after_first = before
+    for i in range(count):
+        window.load_model(models[i % len(models)])
+        while len(loaded) <= i:
+            run_event_loop(0.01)
+        window.source.setText(f"le chat dort {i}")
+        wait_idle(app, window)
+        if i == len(models) - 1:
+            after_first = rss_mb()
+    return after_first - before, rss_mb() - before
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
     parser.add_argument("--inputs", type=int, default=2000, help="hostile texts through the engine")
     parser.add_argument("--app-inputs", type=int, default=300, help="hostile texts through the app's text box")
     parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--switches", type=int, default=20, help="model loads, alternating the shipped models")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -227,6 +249,11 @@ def main() -> int:
     print(f"(3) long session: {args.keys} keystrokes through the real worker thread")
     for name, value in long_session(app, window, args.keys, rng).items():
         print(f"    {name:<30} {value:>10.1f}" if isinstance(value, float) else f"    {name:<30} {value:>10}")
+    first, last = model_switches(app, window, args.switches)
+    print(
+        f"(4) model switches: {args.switches} loads of the shipped models in turn, each then translating; "
+        f"memory growth {first:.1f} MB after one round, {last:.1f} MB after all"
+    )
     window.close()
     return 0
 
