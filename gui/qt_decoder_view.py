@@ -12,7 +12,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from engine.trace import Trace
 from gui.maps import attention_map, head_label
+from gui.qt_heatmap import visible_labels
 from gui.qt_theme import plot_colors
 from gui.qt_viewstate import ViewState
 
@@ -145,8 +146,10 @@ class QtDecoderTimeline(QWidget):
             f"masked (future): {MASKED_TEXT}", anchor=(0.5, 0.5), color=(40, 40, 40), fill=(255, 255, 255, 220)
         )
         self.self_plot.addItem(self.masked_label)
+        self.row_labels: dict[pg.PlotWidget, tuple[list[str], np.ndarray]] = {}  # each row plot's pieces, weights
         for plot in (self.cross_plot, self.self_plot):
             plot.setYRange(0, 1.05, padding=0)
+            plot.getViewBox().sigResized.connect(lambda _box, plot=plot: self._label_row(plot))
         self._style_plots()
 
     def _style_plots(self) -> None:
@@ -298,8 +301,20 @@ class QtDecoderTimeline(QWidget):
 
     def _draw_row(self, plot: pg.PlotWidget, bars: pg.BarGraphItem, row: np.ndarray, pieces: list[str]) -> None:
         bars.setOpts(x=np.arange(len(row)), height=row)
-        plot.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(pieces)]])
         plot.setXRange(-0.6, max(len(row), 4) - 0.4, padding=0)
+        self.row_labels[plot] = (pieces, row)
+        self._label_row(plot)
+
+    def _label_row(self, plot: pg.PlotWidget) -> None:
+        """Label each bar with its piece; where they do not all fit, the tallest bars keep theirs."""
+        pieces, row = self.row_labels.get(plot, ([], np.zeros(0)))
+        width = plot.getViewBox().width()
+        shown = range(len(pieces))
+        if width > 0 and pieces:
+            metrics = QFontMetricsF(plot.getAxis("bottom").font())
+            cell = width / (max(len(pieces), 4) + 0.2)
+            shown = visible_labels([metrics.horizontalAdvance(p) for p in pieces], cell, gap=4.0, priority=row)
+        plot.getAxis("bottom").setTicks([[(i, pieces[i]) for i in shown]])
 
     def _draw_masked(self, visible: np.ndarray) -> None:
         """Hatch the future positions of the self-attention row and say they are masked."""

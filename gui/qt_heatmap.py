@@ -7,7 +7,9 @@ Updating is a setImage and two setTicks calls, cheap enough to follow every keys
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -18,20 +20,29 @@ from PySide6.QtWidgets import QGraphicsRectItem
 from gui.qt_theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
 
 
-def visible_labels(sizes: list[float], cell: float, gap: float = 4.0) -> list[int]:
-    """Indices of the labels to draw so that none overlaps the previous one.
+def visible_labels(
+    sizes: list[float], cell: float, gap: float = 4.0, priority: Sequence[float] | None = None
+) -> list[int]:
+    """Indices of the labels to draw so that none overlaps another, in increasing order.
 
-    Label i is centred on cell i (each `cell` pixels long) and is `sizes[i]` pixels long; walking
-    from the first, a label is kept when it starts after the last kept one ends (plus `gap`).
+    Label i is centred on cell i (each `cell` pixels long) and is `sizes[i]` pixels long. Labels are
+    taken first to last, or highest `priority` first (ties first to last), and one is kept when it
+    stays `gap` pixels clear of every label kept before it.
     """
+    order = range(len(sizes)) if priority is None else sorted(range(len(sizes)), key=lambda i: -priority[i])
+    starts: list[float] = []  # the kept labels' spans, sorted by start
+    ends: list[float] = []
     kept: list[int] = []
-    end = -math.inf
-    for index, size in enumerate(sizes):
+    for index in order:
         centre = (index + 0.5) * cell
-        if centre - size / 2 >= end + gap:
-            kept.append(index)
-            end = centre + size / 2
-    return kept
+        start, end = centre - sizes[index] / 2, centre + sizes[index] / 2
+        at = bisect.bisect(starts, start)
+        if (at > 0 and ends[at - 1] + gap > start) or (at < len(starts) and end + gap > starts[at]):
+            continue
+        starts.insert(at, start)
+        ends.insert(at, end)
+        kept.append(index)
+    return sorted(kept)
 
 
 class QtHeatmap(pg.GraphicsLayoutWidget):

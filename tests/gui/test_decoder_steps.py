@@ -240,3 +240,18 @@ def test_the_walkthrough_tab_follows_the_selection_and_the_query_token(window, q
     np.testing.assert_allclose(w.weights, window.trace.dec_self[1, 2, 2], atol=1e-5)
     assert window.walkthrough_panel.walkthrough is w
     assert window.walkthrough_panel.query.currentIndex() == 2
+
+
+def test_the_step_rows_label_every_piece_that_fits_and_thin_the_rest(window, qtbot):
+    window.resize(1200, 800)
+    show_sentence(qtbot, window, "je suis étudiant")
+    timeline = window.timeline
+    axis = timeline.cross_plot.getAxis("bottom")
+    assert [label for _, label in axis._tickLevels[0]] == window.trace.src_pieces  # short: all of them
+    long_text = " ".join(["je suis étudiant et tu es mon ami"] * 12)
+    show_sentence(qtbot, window, long_text)
+    pieces = window.trace.src_pieces
+    shown = axis._tickLevels[0]
+    assert 1 < len(shown) < len(pieces)  # thinned instead of piled on each other
+    assert all(pieces[i] == label for i, label in shown)  # each label still sits under its own bar
+    assert int(np.argmax(timeline.cross_row)) in [i for i, _ in shown]  # the most attended piece keeps its label

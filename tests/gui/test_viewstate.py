@@ -109,6 +109,10 @@ def test_visible_labels_skip_the_ones_that_would_overlap():
     assert visible_labels([30, 30, 30, 30], cell=20, gap=0) == [0, 2]  # each covers its neighbours
     assert visible_labels([10, 50, 10, 10], cell=20, gap=4) == [0, 2, 3]
     assert visible_labels([], cell=20) == []
+    # by priority: the heaviest label first, then whatever still fits around it
+    assert visible_labels([30, 30, 30, 30], cell=20, gap=0, priority=[0.1, 0.7, 0.1, 0.1]) == [1, 3]
+    assert visible_labels([30, 30, 30, 30], cell=20, gap=0, priority=[0, 0, 0, 0]) == [0, 2]  # ties: in order
+    assert visible_labels([10, 50, 10, 10], cell=20, gap=4, priority=[0, 1, 0, 0]) == [1, 3]
 
 
 def test_focus_text_names_the_strongest_link(reference):
