@@ -93,7 +93,10 @@ class QtHeatmap(pg.GraphicsLayoutWidget):
     def set_highlight_row(self, row: int | None) -> None:
         """Outline row `row` (None: no outline)."""
         rows, columns = self.matrix.shape
+        changed = row != self.highlighted_row
         self.highlighted_row = row
+        if changed:
+            self._update_ticks()  # the labels that stay follow the outlined row's weights
         if row is None or not 0 <= row < rows:
             self.row_outline.hide()
             return
@@ -101,7 +104,9 @@ class QtHeatmap(pg.GraphicsLayoutWidget):
         self.row_outline.show()
 
     def _update_ticks(self) -> None:
-        """Label every token that fits; on a long sentence, thin the labels instead of overlapping them."""
+        """Label every token that fits; on a long sentence, thin the labels instead of overlapping them.
+        The keys (columns) the outlined row attends to most keep their labels first (without an
+        outlined row, the keys with the most weight overall)."""
         rows, columns = self.matrix.shape
         size = self.plot.vb.boundingRect()
         metrics = QFontMetricsF(self.font())
@@ -113,7 +118,9 @@ class QtHeatmap(pg.GraphicsLayoutWidget):
             return
         shown_rows = visible_labels([metrics.height()] * rows, size.height() / rows, gap=0.0)
         widths = [metrics.horizontalAdvance(label) for label in self.column_labels]
-        shown_columns = visible_labels(widths, size.width() / columns, gap=6.0)
+        row = self.highlighted_row
+        weight = self.matrix[row] if row is not None and 0 <= row < rows else self.matrix.sum(axis=0)
+        shown_columns = visible_labels(widths, size.width() / columns, gap=6.0, priority=weight)
         left.setTicks([[(i, self.row_labels[i]) for i in shown_rows], []])
         top.setTicks([[(i, self.column_labels[i]) for i in shown_columns], []])
 

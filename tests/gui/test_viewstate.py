@@ -131,3 +131,25 @@ def test_focus_text_names_the_strongest_link(reference):
     )
     assert focus_text(trace, "cross", weights, None) == ""
     assert focus_text(trace, "cross", weights, TokenFocus("key", 999)) == ""
+
+
+def test_the_heatmap_keeps_the_labels_of_the_keys_the_outlined_row_attends_to(qtbot):
+    from gui.qt_heatmap import QtHeatmap
+
+    heatmap = QtHeatmap()
+    qtbot.addWidget(heatmap)
+    heatmap.resize(500, 400)
+    heatmap.show()
+    columns = 60  # far more long labels than fit across 500 pixels
+    matrix = np.full((4, columns), 1.0 / columns, dtype=np.float32)
+    matrix[1, 37] = matrix[2, 51] = 0.9
+    heatmap.set_matrix(matrix, [f"q{i}" for i in range(4)], [f"_piece{i}" for i in range(columns)])
+
+    def labelled() -> list[int]:
+        return [i for i, _ in heatmap.plot.getAxis("top")._tickLevels[0]]
+
+    assert 1 < len(labelled()) < columns
+    heatmap.set_highlight_row(1)
+    assert 37 in labelled()
+    heatmap.set_highlight_row(2)
+    assert 51 in labelled()
