@@ -87,6 +87,9 @@ def fuzz_app(app, window, count: int, rng: random.Random) -> tuple[int, int, int
     return failures, mismatches, cut, silent_cuts
 
 
+HEARTBEAT_MS = 10
+
+
 class Heartbeat:
     """A timer in the GUI thread every HEARTBEAT_MS; a gap between ticks beyond that is the event
     loop stalled (busy with something else). Coarse on purpose: each tick takes the GIL."""
@@ -109,9 +112,6 @@ class Heartbeat:
     def stop(self) -> list[float]:
         self._timer.stop()
         return sorted(self.stalls_ms)
-
-
-HEARTBEAT_MS = 10
 
 
 def long_session(app, window, keys: int, rng: random.Random) -> dict:
@@ -146,7 +146,7 @@ def long_session(app, window, keys: int, rng: random.Random) -> dict:
         pause = rng.uniform(0.1, 0.4) if char == " " and rng.random() < 0.2 else rng.uniform(0.005, 0.06)
         run_event_loop(pause)
     wait_idle(app, window)
-    stalls = heartbeat.stop()
+    stalls = heartbeat.stop() or [0.0]
     return {
         "keystrokes": keys,
         "requests sent": len(requests),
