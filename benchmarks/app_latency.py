@@ -1,6 +1,6 @@
 """Keystroke to pixels in the real app (offscreen), and cold start of the real app.
 
-    python benchmarks/app_latency.py [--model resources/models/fr-en]
+    python benchmarks/app_latency.py [--model resources/models/fr-en] [--device auto|cpu|cuda]
 
 (c) A 20-piece sentence is typed character by character into the real window at a fixed gap
     between keys. For every keystroke: the time from the key event until the views have painted a
@@ -81,7 +81,7 @@ def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], li
     return key_ms, request_ms, len(painted)
 
 
-def make_window(model: Path):
+def make_window(model: Path, device: str = "auto"):
     """The real main window, offscreen, with private settings; returns once its model is loaded."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QSettings
@@ -91,7 +91,7 @@ def make_window(model: Path):
 
     app = QApplication.instance() or QApplication([])
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "bench.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings=settings, model_dir=model)
+    window = MainWindow(settings=settings, model_dir=model, device=device)
     loaded = []
     window.client.modelLoaded.connect(loaded.append)
     window.show()
@@ -101,9 +101,9 @@ def make_window(model: Path):
     return app, window
 
 
-def keystroke_to_pixels(model: Path, rounds: int) -> None:
-    app, window = make_window(model)
-    print("\n(c) keystroke → pixels, offscreen, real window, model", model.name)
+def keystroke_to_pixels(model: Path, rounds: int, device: str) -> None:
+    app, window = make_window(model, device)
+    print(f"\n(c) keystroke → pixels, offscreen, real window, model {model.name} on {window.client.model.device}")
     print(f"    sentence: {SENTENCE!r}, typed {rounds} times per row")
     print(
         f"{'key gap':>8} | {'keys':>5} {'painted':>8} | {'key→pixels p50':>15} {'p95':>7} | {'request→pixels p50':>19} {'p95':>7}"
@@ -131,7 +131,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 from gui.qt_main_window import MainWindow
 app = QApplication([])
-window = MainWindow(settings=QSettings(sys.argv[3], QSettings.Format.IniFormat), model_dir=sys.argv[2])
+window = MainWindow(settings=QSettings(sys.argv[3], QSettings.Format.IniFormat), model_dir=sys.argv[2], device=sys.argv[4])
 window.show()
 app.processEvents()
 window.repaint()
@@ -150,14 +150,14 @@ app.exec()
 """
 
 
-def cold_start(model: Path, runs: int) -> None:
+def cold_start(model: Path, runs: int, device: str) -> None:
     print("\n(d) cold start, fresh process each run (ms after the process was spawned)")
     print(f"{'run':>4} | {'window painted':>14} {'model loaded':>13} {'first translation':>18} | torch at paint")
     for run in range(runs):
         settings = Path(tempfile.mkdtemp()) / "cold.ini"
         spawned = time.time()
         result = subprocess.run(
-            [sys.executable, "-c", COLD_START_CHILD, str(ROOT), str(model), str(settings)],
+            [sys.executable, "-c", COLD_START_CHILD, str(ROOT), str(model), str(settings), device],
             capture_output=True,
             text=True,
             timeout=300,
@@ -175,9 +175,10 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
     parser.add_argument("--rounds", type=int, default=3, help="times the sentence is typed per setting")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (the app's choice)")
     args = parser.parse_args()
-    cold_start(args.model, args.cold_runs)
-    keystroke_to_pixels(args.model, args.rounds)
+    cold_start(args.model, args.cold_runs, args.device)
+    keystroke_to_pixels(args.model, args.rounds, args.device)
     return 0
 
 
