@@ -7,8 +7,8 @@ Prints three tables:
       p50 and p95: plain greedy (no draft); while typing (every keystroke of typing the sentence
       character by character, each with the previous keystroke's output as draft), with decoder
       passes per keystroke; and the last keystroke alone. Keystrokes follow each other at once
-      unless --key-gap-ms sets a typist's pause between them: after an idle pause a trace is
-      slower (the idle CPU clocks down and its caches go cold), which is what the app meets;
+      unless --key-gap-ms sets a typist's pause between them: after a pause a trace is slower
+      (here about twice as slow, whether the CPU slept or spun meanwhile), which is what the app meets;
   (e) resident memory after loading and after 1,000 translations;
   (f) the floors: the trace's floating-point operations / this machine's measured matmul rate,
       and the weight bytes a trace reads / this machine's measured memory read rate.

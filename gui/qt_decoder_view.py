@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from engine.trace import Trace
 from gui.maps import attention_map, head_label
 from gui.qt_heatmap import visible_labels
-from gui.qt_theme import plot_colors
+from gui.qt_theme import plot_colors, style_plot
 from gui.qt_viewstate import ViewState
 
 PLAY_MS = 700
@@ -150,21 +150,17 @@ class QtDecoderTimeline(QWidget):
         for plot in (self.cross_plot, self.self_plot):
             plot.setYRange(0, 1.05, padding=0)
             plot.getViewBox().sigResized.connect(lambda _box, plot=plot: self._label_row(plot))
-        self._style_plots()
+        self._apply_palette()
 
-    def _style_plots(self) -> None:
-        background, foreground = plot_colors(self)
+    def _apply_palette(self) -> None:
         for plot in (self.topk_plot, self.cross_plot, self.self_plot):
-            plot.setBackground(background)
-            for side in ("left", "bottom"):
-                plot.getAxis(side).setPen(foreground)
-                plot.getAxis(side).setTextPen(foreground)
+            style_plot(plot, self)
         for label in self.topk_labels:
-            label.setColor(foreground)
+            label.setColor(plot_colors(self)[1])
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() == QEvent.Type.PaletteChange and hasattr(self, "topk_labels"):
-            self._style_plots()
+            self._apply_palette()
         super().changeEvent(event)
 
     # --- inputs ---

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from engine.positional import sinusoidal_table
 from gui.qt_heatmap import QtHeatmap
-from gui.qt_theme import plot_colors
+from gui.qt_theme import style_plot
 
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 TABLE_SIZE = 4  # positions 0–3 × dimensions 0–3: small enough to work out by hand
@@ -301,9 +301,5 @@ class QtPositionalView(QWidget):
         self.values.resizeColumnsToContents()
 
     def _apply_palette(self) -> None:
-        background, foreground = plot_colors(self)
         for plot in (self.curves, self.norms):
-            plot.setBackground(background)
-            for side in ("left", "bottom"):
-                plot.getAxis(side).setPen(foreground)
-                plot.getAxis(side).setTextPen(foreground)
+            style_plot(plot, self)

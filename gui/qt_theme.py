@@ -53,3 +53,12 @@ def plot_colors(widget: QWidget) -> tuple[QColor, QColor]:
     """(background, foreground) for a pyqtgraph widget inside `widget`."""
     palette = widget.palette()
     return palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Text)
+
+
+def style_plot(plot, widget: QWidget) -> None:
+    """A pyqtgraph PlotWidget's background and left/bottom axes in `widget`'s palette colours."""
+    background, foreground = plot_colors(widget)
+    plot.setBackground(background)
+    for side in ("left", "bottom"):
+        plot.getAxis(side).setPen(foreground)
+        plot.getAxis(side).setTextPen(foreground)
