@@ -22,6 +22,8 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--target-lang", default="en")
     p.add_argument("--spm", type=Path, help="reuse this SentencePiece model instead of training one")
     p.add_argument("--vocab-size", type=int, default=8000)
+    p.add_argument("--spm-alpha", type=float, default=0.0, help="SentencePiece sampling α (0: off)")
+    p.add_argument("--init-from", type=Path, help="start from this model directory's weights (fresh optimiser)")
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--d-ff", type=int, default=1024)
     p.add_argument("--heads", type=int, default=8)
@@ -30,7 +32,10 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--norm", choices=["post", "pre"], default="post")
     p.add_argument("--max-tokens", type=int, default=3000, help="tokens per batch")
-    p.add_argument("--lr-factor", type=float, default=1.0)
+    p.add_argument("--lr-schedule", choices=["noam", "cosine"], default="noam")
+    p.add_argument("--lr-factor", type=float, default=1.0, help="noam: factor on the paper's schedule")
+    p.add_argument("--peak-lr", type=float, default=5e-4, help="cosine: rate after warm-up")
+    p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
@@ -41,6 +46,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=1000, metavar="STEPS")
     p.add_argument("--dev-sentences", type=int, default=300)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    p.add_argument("--average-last", type=int, default=0, metavar="N", help="also try the mean of the last N checkpoints")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--threads", type=int)
     p.add_argument("--no-progress", action="store_true")
@@ -70,9 +76,14 @@ def run_train(args: argparse.Namespace) -> int:
         target_language=args.target_lang,
         spm_model=args.spm,
         vocab_size=args.vocab_size,
+        spm_alpha=args.spm_alpha,
+        init_from=args.init_from,
         model=model,
         max_tokens=args.max_tokens,
+        lr_schedule=args.lr_schedule,
         lr_factor=args.lr_factor,
+        peak_lr=args.peak_lr,
+        weight_decay=args.weight_decay,
         warmup_steps=args.warmup,
         label_smoothing=args.label_smoothing,
         bf16=args.bf16,
@@ -83,6 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
         eval_every_steps=args.eval_every,
         dev_sentences=args.dev_sentences,
         checkpoint_minutes=args.checkpoint_minutes,
+        average_last=args.average_last,
         resume=args.resume,
         threads=args.threads,
         progress=not args.no_progress,

@@ -74,6 +74,12 @@ def _load(path: Path) -> spm.SentencePieceProcessor:
     return processor
 
 
+def _encode(processor: spm.SentencePieceProcessor, text: str, alpha: float) -> list[int]:
+    if alpha > 0:
+        return list(processor.Encode(encodable(text), enable_sampling=True, alpha=alpha, nbest_size=-1))
+    return list(processor.EncodeAsIds(encodable(text)))
+
+
 class Tokenizer:
     """Text ↔ ids for a translation direction; `src_path` and `tgt_path` may be the same file."""
 
@@ -95,13 +101,16 @@ class Tokenizer:
     def tgt_vocab_size(self) -> int:
         return self.tgt.GetPieceSize()
 
-    def encode_source(self, text: str) -> list[int]:
-        """Source ids ending with </s> (no <s>: the encoder needs no start marker)."""
-        return list(self.src.EncodeAsIds(encodable(text))) + [EOS_ID]
+    def encode_source(self, text: str, alpha: float = 0.0) -> list[int]:
+        """Source ids ending with </s> (no <s>: the encoder needs no start marker).
 
-    def encode_target(self, text: str) -> list[int]:
+        `alpha` > 0 samples a segmentation (subword regularisation, for training) instead of the best one.
+        """
+        return _encode(self.src, text, alpha) + [EOS_ID]
+
+    def encode_target(self, text: str, alpha: float = 0.0) -> list[int]:
         """Target ids without <s> or </s>; decoding adds them."""
-        return list(self.tgt.EncodeAsIds(encodable(text)))
+        return _encode(self.tgt, text, alpha)
 
     def source_pieces(self, ids: Sequence[int]) -> list[str]:
         return [self.src.IdToPiece(int(i)) for i in ids]

@@ -1,12 +1,17 @@
-"""Training: SentencePiece vocabulary, token-count batches, Adam with the paper's warm-up schedule,
-label smoothing, periodic dev BLEU, resumable checkpoints, optional bf16 autocast and DDP under torchrun.
+"""Training: SentencePiece vocabulary, token-count batches, Adam(W) with the paper's warm-up schedule
+or a cosine decay, label smoothing, subword sampling, periodic dev BLEU, checkpoint averaging,
+resumable checkpoints, optional bf16 autocast and DDP under torchrun.
 
-The shipped model directory (`--out`) always holds the best model by dev BLEU so far; the resumable
-training state (weights, Adam moments, progress) lives in `--checkpoint-dir`, as safetensors + JSON.
+The shipped model directory (`--out`) always holds the best model by dev BLEU so far (a single
+checkpoint or the average of the last few); the resumable training state (weights, Adam moments,
+progress, the snapshots to average) lives in `--checkpoint-dir`, as safetensors + JSON, and the
+log of every evaluation as log.csv there and beside the model.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import math
@@ -16,7 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.checkpoint import ModelInfo, save_model, unique_state
+from engine.checkpoint import ModelInfo, load_model, save_model, unique_state
 from engine.files import write_atomic
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer, train_sentencepiece
@@ -47,12 +52,17 @@ class TrainOptions:
     target_language: str = "en"
     spm_model: Path | None = None  # reuse this SentencePiece model instead of training one
     vocab_size: int = 8000
+    spm_alpha: float = 0.0  # > 0: SentencePiece sampling (Kudo 2018), re-encoded every epoch
+    init_from: Path | None = None  # start from this model directory's weights and tokenizer, fresh optimiser
     # model
     model: ModelConfig = ModelConfig(d_model=256, d_ff=1024, n_heads=8, n_encoder_layers=3, n_decoder_layers=3)
     # optimisation
     max_tokens: int = 3000  # per batch, counting the longer side × sentences
-    lr_factor: float = 1.0
+    lr_schedule: Literal["noam", "cosine"] = "noam"
+    lr_factor: float = 1.0  # noam: multiplies the paper's schedule
+    peak_lr: float = 5e-4  # cosine: the rate after warm-up, decayed to 0 over max_steps or the time budget
     warmup_steps: int = 1000
+    weight_decay: float = 0.0  # decoupled (AdamW)
     label_smoothing: float = 0.1
     clip_norm: float = 1.0
     bf16: bool = False
@@ -64,6 +74,7 @@ class TrainOptions:
     eval_every_steps: int = 1000
     dev_sentences: int = 300
     checkpoint_minutes: float = 5.0
+    average_last: int = 0  # > 1: also try the average of the last N evaluated checkpoints
     resume: bool = False
     threads: int | None = None
     progress: bool = True
@@ -83,13 +94,16 @@ def read_pairs(path: Path, source_column: int, target_column: int) -> list[tuple
 
 
 def encode_pairs(
-    tokenizer: Tokenizer, pairs: list[tuple[str, str]], max_positions: int
+    tokenizer: Tokenizer, pairs: list[tuple[str, str]], max_positions: int, alpha: float = 0.0
 ) -> list[tuple[list[int], list[int]]]:
-    """Source ids (with </s>) and target ids (<s> … </s>); pairs too long for the model are dropped."""
+    """Source ids (with </s>) and target ids (<s> … </s>); pairs too long for the model are dropped.
+
+    With `alpha` > 0 each sentence gets one segmentation sampled from SentencePiece's lattice.
+    """
     encoded = []
     for source, target in pairs:
-        src = tokenizer.encode_source(source)
-        tgt = [BOS_ID] + tokenizer.encode_target(target) + [EOS_ID]
+        src = tokenizer.encode_source(source, alpha)
+        tgt = [BOS_ID] + tokenizer.encode_target(target, alpha) + [EOS_ID]
         if len(src) <= max_positions and len(tgt) <= max_positions:
             encoded.append((src, tgt))
     return encoded
@@ -144,6 +158,33 @@ def noam_lr(step: int, d_model: int, factor: float, warmup: int) -> float:
     """The paper's schedule: d_model^-0.5 · min(step^-0.5, step · warmup^-1.5), times `factor`."""
     step = max(step, 1)
     return factor * d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+
+
+def cosine_lr(step: int, fraction_done: float, peak: float, warmup: int) -> float:
+    """Linear warm-up to `peak`, then half a cosine down to 0 as `fraction_done` goes from 0 to 1."""
+    ramp = min(1.0, step / max(warmup, 1))
+    return peak * ramp * 0.5 * (1.0 + math.cos(math.pi * min(max(fraction_done, 0.0), 1.0)))
+
+
+def average_state(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of saved weights (Popel & Bojar 2018: averaging the last checkpoints)."""
+    total: dict[str, torch.Tensor] = {}
+    for path in paths:
+        for name, tensor in load_file(str(path)).items():
+            total[name] = total.get(name, 0) + tensor.double()
+    return {name: (tensor / len(paths)).float() for name, tensor in total.items()}
+
+
+LOG_FIELDS = ("step", "epoch", "elapsed_min", "lr", "train_loss", "dev_bleu", "checkpoint")
+
+
+def log_csv(history: list[dict]) -> bytes:
+    """The evaluation history as CSV, one row per evaluation."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=LOG_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return out.getvalue().encode()
 
 
 def dev_bleu(model: Transformer, tokenizer: Tokenizer, pairs: list[tuple[str, str]]) -> float:
@@ -201,7 +242,9 @@ def prepare_tokenizer(options: TrainOptions, pairs: list[tuple[str, str]], rank:
     path = options.checkpoint_dir / TOKENIZER_FILE
     if rank == 0 and not path.exists():
         options.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        if options.spm_model is not None:
+        if options.init_from is not None:
+            shutil.copyfile(load_model(options.init_from, "cpu").tokenizer.src_path, path)
+        elif options.spm_model is not None:
             shutil.copyfile(options.spm_model, path)
         else:
             texts = [text for pair in pairs for text in pair]
@@ -239,20 +282,32 @@ class Trainer:
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
         torch.manual_seed(options.seed)
 
-        pairs = read_pairs(options.train_path, options.source_column, options.target_column)
+        self.pairs = read_pairs(options.train_path, options.source_column, options.target_column)
         self.dev_pairs = read_pairs(options.dev_path, options.source_column, options.target_column)
         self.dev_pairs = self.dev_pairs[: options.dev_sentences]
-        self.tokenizer_path = prepare_tokenizer(options, pairs, self.rank)
+        self.tokenizer_path = prepare_tokenizer(options, self.pairs, self.rank)
         self.tokenizer = Tokenizer(self.tokenizer_path)
-        self.cfg = replace(
-            options.model, src_vocab_size=self.tokenizer.src_vocab_size, tgt_vocab_size=self.tokenizer.tgt_vocab_size
-        )
-        self.examples = encode_pairs(self.tokenizer, pairs, self.cfg.max_positions)
+        initial = load_model(options.init_from, "cpu").model if options.init_from is not None else None
+        if initial is not None:  # the sizes are the initial model's; only the regularisation is ours
+            self.cfg = replace(initial.cfg, dropout=options.model.dropout)
+        else:
+            self.cfg = replace(
+                options.model,
+                src_vocab_size=self.tokenizer.src_vocab_size,
+                tgt_vocab_size=self.tokenizer.tgt_vocab_size,
+            )
+        self.examples = encode_pairs(self.tokenizer, self.pairs, self.cfg.max_positions)
 
-        self.model = Transformer(self.cfg).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9)
+        self.model = Transformer(self.cfg)
+        if initial is not None:
+            self.model.load_state_dict(initial.state_dict())
+        self.model.to(self.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=0.0, betas=(0.9, 0.98), eps=1e-9, weight_decay=options.weight_decay
+        )
         self.progress: dict[str, Any] = {
             "step": 0, "epoch": 0, "batch_in_epoch": 0, "elapsed_s": 0.0, "best_bleu": -1.0, "history": [],
+            "snapshots": [],
         }  # fmt: skip
         if options.resume and (options.checkpoint_dir / "progress.json").exists():
             self.progress = load_training_state(options.checkpoint_dir, self.model, self.optimizer)
@@ -271,6 +326,22 @@ class Trainer:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def fraction_done(self) -> float:
+        """How far the run is towards its first stopping rule, 0 to 1 (what the cosine decays over)."""
+        options, progress = self.options, self.progress
+        fractions = [self.elapsed() / self.budget_s]
+        if options.max_steps:
+            fractions.append(progress["step"] / options.max_steps)
+        if options.epochs:
+            fractions.append(progress["epoch"] / options.epochs)
+        return max(fractions)
+
+    def learning_rate(self) -> float:
+        options, step = self.options, self.progress["step"] + 1
+        if options.lr_schedule == "cosine":
+            return cosine_lr(step, self.fraction_done(), options.peak_lr, options.warmup_steps)
+        return noam_lr(step, self.cfg.d_model, options.lr_factor, options.warmup_steps)
+
     def should_stop(self) -> bool:
         options, progress = self.options, self.progress
         return (
@@ -282,7 +353,8 @@ class Trainer:
     def train_step(self, batch: list[int]) -> None:
         src, tgt = (t.to(self.device) for t in collate(self.examples, batch))
         options = self.options
-        lr = noam_lr(self.progress["step"] + 1, self.cfg.d_model, options.lr_factor, options.warmup_steps)
+        lr = self.learning_rate()
+        self.progress["last_lr"] = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss = batch_loss(self.trainable, src, tgt, options.label_smoothing, options.bf16)
@@ -308,25 +380,49 @@ class Trainer:
         )
         self.bar.update(1)
 
-    def evaluate_and_export(self) -> None:
-        """Dev BLEU now; the model directory is rewritten whenever the score is the best so far."""
-        bleu = dev_bleu(self.model, self.tokenizer, self.dev_pairs)
+    def evaluate_and_export(self, model: Transformer | None = None, checkpoint: str = "single") -> None:
+        """Dev BLEU of `model` (default: the one training); the model directory is rewritten whenever the
+        score is the best so far, and the log whenever anything is evaluated."""
+        model = model or self.model
+        bleu = dev_bleu(model, self.tokenizer, self.dev_pairs)
         record = {
             "step": self.progress["step"],
             "epoch": self.progress["epoch"],
-            "dev_bleu": round(bleu, 2),
             "elapsed_min": round(self.elapsed() / 60, 1),
+            "lr": f"{self.progress.get('last_lr', 0.0):.3g}",
+            "train_loss": round(self.progress.get("last_loss", float("nan")), 4),
+            "dev_bleu": round(bleu, 2),
+            "checkpoint": checkpoint,
         }
         self.progress["history"].append(record)
-        log.info("step %d: dev BLEU %.2f", self.progress["step"], bleu)
+        log.info("step %d (%s): dev BLEU %.2f", self.progress["step"], checkpoint, bleu)
         if bleu > self.progress["best_bleu"]:
             self.progress["best_bleu"] = bleu
-            export_model(
-                self.model,
-                self.tokenizer_path,
-                self.options,
-                {k: record[k] for k in ("step", "dev_bleu", "elapsed_min")},
-            )
+            extra = {k: record[k] for k in ("step", "dev_bleu", "elapsed_min", "checkpoint")}
+            export_model(model, self.tokenizer_path, self.options, extra)
+        for directory in (self.options.checkpoint_dir, self.options.out_dir):
+            write_atomic(directory / "training_log.csv", log_csv(self.progress["history"]))
+
+    def snapshot(self) -> None:
+        """Keep this step's weights for averaging; only the last `average_last` are kept."""
+        directory = self.options.checkpoint_dir / "snapshots"
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"step-{self.progress['step']:07d}.safetensors"
+        save_file({k: v.detach().cpu().contiguous() for k, v in unique_state(self.model).items()}, str(directory / name))
+        snapshots = [*self.progress["snapshots"], name]
+        for old in snapshots[: -self.options.average_last]:
+            (directory / old).unlink(missing_ok=True)
+        self.progress["snapshots"] = snapshots[-self.options.average_last :]
+
+    def evaluate_average(self) -> None:
+        """Dev BLEU of the mean of the kept snapshots, exported if it beats every single checkpoint."""
+        paths = [self.options.checkpoint_dir / "snapshots" / name for name in self.progress["snapshots"]]
+        averaged = Transformer(self.cfg).to(self.device)
+        state = average_state(paths)
+        with torch.no_grad():
+            for name, target in unique_state(averaged).items():
+                target.copy_(state[name])
+        self.evaluate_and_export(averaged, f"average of last {len(paths)}")
 
     def checkpoint(self) -> None:
         self.progress["elapsed_s"] = self.elapsed()
@@ -337,6 +433,8 @@ class Trainer:
         self.model.train()
         last_checkpoint = time.monotonic()
         while not self.should_stop():
+            if options.spm_alpha > 0:
+                self.examples = encode_pairs(self.tokenizer, self.pairs, self.cfg.max_positions, options.spm_alpha)
             batches = make_batches(self.examples, options.max_tokens, options.seed + progress["epoch"])
             batches = batches[: len(batches) - len(batches) % self.world][self.rank :: self.world]  # equal shares
             while progress["batch_in_epoch"] < len(batches) and not self.should_stop():
@@ -344,6 +442,8 @@ class Trainer:
                 self.show_progress()
                 if self.rank == 0 and progress["step"] % options.eval_every_steps == 0:
                     self.evaluate_and_export()
+                    if options.average_last > 1:
+                        self.snapshot()
                 if self.rank == 0 and time.monotonic() - last_checkpoint >= options.checkpoint_minutes * 60:
                     self.checkpoint()
                     last_checkpoint = time.monotonic()
@@ -353,6 +453,10 @@ class Trainer:
         if self.rank == 0:
             if not progress["history"] or progress["history"][-1]["step"] != progress["step"]:
                 self.evaluate_and_export()
+                if options.average_last > 1:
+                    self.snapshot()
+            if len(progress["snapshots"]) > 1:
+                self.evaluate_average()
             self.checkpoint()
         self.close()
         return progress
