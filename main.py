@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+from engine.devices import DEVICE_CHOICES
 
 
 def add_gui_options(parser: argparse.ArgumentParser, default=None) -> None:
@@ -18,7 +18,7 @@ def add_gui_options(parser: argparse.ArgumentParser, default=None) -> None:
     )
     parser.add_argument(
         "--device",
-        choices=DEVICES,
+        choices=DEVICE_CHOICES,
         default="auto" if default is None else default,
         help="where the model runs (default: auto = CUDA, then MPS, then CPU)",
     )
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="write attention figures (PNG, SVG, PDF) and trace data headless; no display needed"
     )
-    from engine.export import add_export_arguments  # Qt-free and torch-free at import
+    from engine.cli.export import add_export_arguments  # Qt-free and torch-free at import
 
     add_export_arguments(export)
     return parser
@@ -50,7 +50,7 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from engine.export import run_export as export
+    from engine.cli.export import run_export as export
 
     return export(args)
 

@@ -87,7 +87,7 @@ def make_window(model: Path, device: str = "auto"):
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from gui.qt_main_window import MainWindow
+    from gui.main_window import MainWindow
 
     app = QApplication.instance() or QApplication([])
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "bench.ini"), QSettings.Format.IniFormat)
@@ -129,7 +129,7 @@ marks = {"python_ready": time.time()}
 sys.path.insert(0, sys.argv[1])
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
-from gui.qt_main_window import MainWindow
+from gui.main_window import MainWindow
 app = QApplication([])
 window = MainWindow(settings=QSettings(sys.argv[3], QSettings.Format.IniFormat), model_dir=sys.argv[2], device=sys.argv[4])
 window.show()

@@ -76,7 +76,7 @@ def main() -> int:
 
     import engine.tokenizer
 
-    logging.getLogger("gui.qt_worker").setLevel(logging.ERROR)  # the table shows each failure's message
+    logging.getLogger("gui.worker").setLevel(logging.ERROR)  # the table shows each failure's message
     app, window = make_window(args.model)
     if window.client.model is None:
         print(f"the good model {args.model} did not load: {window.statusBar().currentMessage()}")

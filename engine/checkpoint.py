@@ -13,19 +13,19 @@ import os
 import struct
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Literal
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from engine.devices import resolve_device
 from engine.files import write_atomic
 from engine.model import ModelConfig, Transformer
+from engine.paths import CONFIG_FILE
 from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerError
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT_NAME = "attention-studio-model"
 FORMAT_VERSION = 1
@@ -35,8 +35,6 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".pkl", ".pickle", ".ckpt")
 MAX_POSITIONS_LIMIT = 16384  # far beyond what a map on screen can show; bounds the positional table
 SPECIAL_IDS = {"pad_id": PAD_ID, "unk_id": UNK_ID, "bos_id": BOS_ID, "eos_id": EOS_ID}
 MIN_BYTES_PER_PARAMETER = 1  # safetensors' smallest float (float8): what bounds a parameter count by file size
-
-DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 
 
 class ModelLoadError(ValueError):
@@ -67,23 +65,6 @@ class LoadedModel:
     @property
     def config(self) -> ModelConfig:
         return self.model.cfg
-
-
-def resolve_device(choice: str = "auto") -> torch.device:
-    """`auto` picks CUDA, then MPS, then CPU; an explicit choice that is not available is an error."""
-    if choice == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but CUDA is not available")
-    if choice == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device 'mps' was asked for but MPS is not available")
-    if choice not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"unknown device {choice!r}; choose auto, cpu, cuda or mps")
-    return torch.device(choice)
 
 
 def unique_state(model: Transformer) -> dict[str, torch.Tensor]:

@@ -501,7 +501,7 @@ def walkthrough_figure(w: Walkthrough) -> Figure:
     import matplotlib  # imported here so the GUI starts without matplotlib
     from matplotlib.figure import Figure
 
-    from engine.figures import STYLE
+    from engine.render.figures import STYLE
 
     n_keys = len(w.key_pieces)
     map_h = max(1.6, 0.17 * (n_keys + 1) + 0.9)
@@ -590,7 +590,7 @@ def save_walkthrough(w: Walkthrough, path: Path | str, dpi: float | None = None)
     Raises ExportError (one line, naming the file and the reason) for another suffix or an
     unwritable path.
     """
-    from engine.figures import ExportError, save_figure  # matplotlib loads only when exporting
+    from engine.render.figures import ExportError, save_figure  # matplotlib loads only when exporting
 
     path = Path(path)
     suffix = path.suffix.lower()

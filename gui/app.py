@@ -8,7 +8,7 @@ import sys
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from gui.qt_main_window import MainWindow
+from gui.main_window import MainWindow
 
 ORGANIZATION = "Attention Studio"
 APPLICATION = "Attention Studio"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.export import add_export_arguments, load_batch_index, load_batch_traces, run_export, save_batch_traces
+from engine.cli.export import add_export_arguments, load_batch_index, load_batch_traces, run_export, save_batch_traces
 from engine.trace import Trace
 from engine.translator import TraceOptions, Translator
 
@@ -152,7 +152,7 @@ def test_empty_batch_writes_an_empty_npz(export, tmp_path, capsys):
 
 def test_export_runs_headless_in_its_own_process(tiny_model_dir, tmp_path):
     code = (
-        "import sys; from engine.export import main; status = main(sys.argv[1:]); "
+        "import sys; from engine.cli.export import main; status = main(sys.argv[1:]); "
         "qt = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'gui')]; "
         "print('QT', qt, file=sys.stderr); sys.exit(status)"
     )

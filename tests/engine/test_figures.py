@@ -14,9 +14,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 import engine.files
-from engine import figures
 from engine.decoding import DecodingOptions
-from engine.figures import ExportError, display_piece, save_figure
+from engine.render import figures
+from engine.render.figures import ExportError, display_piece, save_figure
 from engine.trace import Trace
 from engine.translator import TraceOptions, Translator
 
@@ -285,7 +285,7 @@ def test_figures_grow_with_the_sentence():
 
 def test_figures_and_export_load_neither_qt_nor_pyplot():
     code = (
-        "import sys, engine.figures, engine.export; "
+        "import sys, engine.render.figures, engine.cli.export; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'pyqtgraph', 'gui')"
         " or m == 'matplotlib.pyplot'))"
     )

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.figures import ExportError
+from engine.render.figures import ExportError
 from engine.translator import TraceOptions, Translator
 from engine.walkthrough import (
     ByHandExample,

@@ -52,7 +52,7 @@ def settings(tmp_path: Path) -> QSettings:
 @pytest.fixture
 def make_window(qtbot, settings, tiny_model_dir):
     """Build a MainWindow on the tiny model; waits for the model unless told not to."""
-    from gui.qt_main_window import MainWindow
+    from gui.main_window import MainWindow
 
     def make(model_dir=tiny_model_dir, wait_for_model: bool = True, **kwargs):
         kwargs.setdefault("models_root", Path(tiny_model_dir).parent)

@@ -10,10 +10,10 @@ from engine.decoding import DecodingOptions
 from engine.positional import sinusoidal_table
 from engine.translator import TraceOptions
 from gui.maps import AVERAGE, TokenFocus
-from gui.qt_beam_view import best_path_nodes
-from gui.qt_decoder_view import MASKED_TEXT
-from gui.qt_model_view import cell_data
-from gui.qt_positional import parse_dimensions
+from gui.views.beam_view import best_path_nodes
+from gui.views.decoder_steps import MASKED_TEXT
+from gui.views.model_view import cell_data
+from gui.views.positional_view import parse_dimensions
 
 TIMEOUT_MS = 60_000
 TEXT = "je suis étudiant et tu es mon ami"

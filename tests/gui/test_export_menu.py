@@ -1,4 +1,4 @@
-"""File → Export from the window: figures through engine.figures, the trace as .npz/.json, clear failures."""
+"""File → Export from the window: figures through engine.render.figures, the trace as .npz/.json, clear failures."""
 
 from __future__ import annotations
 

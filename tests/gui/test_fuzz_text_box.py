@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gui.maps import AVERAGE
-from gui.qt_model_view import cell_data
+from gui.views.model_view import cell_data
 
 TIMEOUT_MS = 60_000
 HOSTILE = st.sampled_from(HOSTILE_PIECES)

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from engine.translator import Translator
 from gui.maps import AVERAGE, TokenFocus, hover_text, latency_text
-from gui.qt_model_view import cell_data
+from gui.views.model_view import cell_data
 
 TIMEOUT_MS = 60_000  # generous: the machine may be busy; waitUntil returns as soon as it can
 

@@ -33,9 +33,9 @@ import os, sys
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
-import gui.app, gui.qt_main_window
+import gui.app, gui.main_window
 app = QApplication([])
-window = gui.qt_main_window.MainWindow(QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniFormat), autoload=False)
+window = gui.main_window.MainWindow(QSettings({str(tmp_path / "s.ini")!r}, QSettings.Format.IniFormat), autoload=False)
 window.show()
 window.grab()
 app.processEvents()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gui.maps import AVERAGE, TokenFocus, attention_map, hover_text, link_opacities
-from gui.qt_viewstate import ViewState
+from gui.view_state import ViewState
 
 SHAPE = {"enc_self": 2, "dec_self": 3, "cross": 3}
 
@@ -103,7 +103,7 @@ def test_link_opacities_follow_the_weights_and_dim_other_tokens_links():
 
 
 def test_visible_labels_skip_the_ones_that_would_overlap():
-    from gui.qt_heatmap import visible_labels
+    from gui.views.heatmap import visible_labels
 
     assert visible_labels([10, 10, 10], cell=20, gap=0) == [0, 1, 2]  # all fit
     assert visible_labels([30, 30, 30, 30], cell=20, gap=0) == [0, 2]  # each covers its neighbours
@@ -134,9 +134,9 @@ def test_focus_text_names_the_strongest_link(reference):
 
 
 def test_the_heatmap_keeps_the_labels_of_the_keys_the_outlined_row_attends_to(qtbot):
-    from gui.qt_heatmap import QtHeatmap
+    from gui.views.heatmap import Heatmap
 
-    heatmap = QtHeatmap()
+    heatmap = Heatmap()
     qtbot.addWidget(heatmap)
     heatmap.resize(500, 400)
     heatmap.show()

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from engine.translator import TraceOptions, Translator  # noqa: E402
 from engine.walkthrough import folded_indices, walkthrough_from_model  # noqa: E402
-from gui.qt_walkthrough import QtWalkthroughPanel, table_values  # noqa: E402
+from gui.views.walkthrough_view import WalkthroughView, table_values  # noqa: E402
 
 KIND, LAYER, HEAD, QUERY = "dec_self", 1, 2, 2
 
@@ -36,7 +36,7 @@ def walkthrough(traced):
 
 @pytest.fixture
 def panel(qtbot):
-    widget = QtWalkthroughPanel()
+    widget = WalkthroughView()
     qtbot.addWidget(widget)
     # a top-level widget without an explicit minimum size makes the offscreen plugin warn
     # ("does not support propagateSizeHints"); in the app the main window hosts the panel
@@ -194,7 +194,7 @@ def test_panel_renders_something(panel, walkthrough, qtbot):
 
 
 def test_the_widget_module_imports_no_torch():
-    code = "import sys, gui.qt_walkthrough; print('torch' in sys.modules)"
+    code = "import sys, gui.views.walkthrough_view; print('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, env=env)

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from engine.translator import Translator
-from gui.qt_worker import THREADS_VARIABLE, TranslationClient, worker_threads
+from gui.worker import THREADS_VARIABLE, TranslationClient, worker_threads
 
 TIMEOUT_MS = 60_000  # generous: the machine may be busy; waitUntil returns as soon as it can
 

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.positional import sinusoidal_table
-from gui.qt_heatmap import QtHeatmap
-from gui.qt_theme import style_plot
+from gui.theme import style_plot
+from gui.views.heatmap import Heatmap
 
 CURVE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 TABLE_SIZE = 4  # positions 0–3 × dimensions 0–3: small enough to work out by hand
@@ -51,7 +51,7 @@ def similarity(table: np.ndarray) -> np.ndarray:
     return table @ table.T
 
 
-class QtPositionalView(QWidget):
+class PositionalView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.trace = None
@@ -93,7 +93,7 @@ class QtPositionalView(QWidget):
         controls.addWidget(self.dimensions)
         controls.addStretch(1)
 
-        self.heatmap = QtHeatmap()
+        self.heatmap = Heatmap()
         self.heatmap.colorbar.setLevels(low=-1.0, high=1.0)
         self.heatmap.colorbar.setColorMap(pg.colormap.get("CET-D1"))
         self.curves = pg.PlotWidget()
@@ -103,7 +103,7 @@ class QtPositionalView(QWidget):
         self.norms = pg.PlotWidget()
         self.norms.setMenuEnabled(False)
         self.norms.setTitle("‖embedding × √d‖ (blue) and ‖positional row‖ (orange) per source piece")
-        self.similarity = QtHeatmap()
+        self.similarity = Heatmap()
         self.similarity.colorbar.setLevels(low=-1.0, high=1.0)
         self.similarity.colorbar.setColorMap(pg.colormap.get("CET-D1"))
         self.values = QTableWidget(TABLE_SIZE, TABLE_SIZE)

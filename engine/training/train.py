@@ -408,7 +408,9 @@ class Trainer:
         directory = self.options.checkpoint_dir / "snapshots"
         directory.mkdir(parents=True, exist_ok=True)
         name = f"step-{self.progress['step']:07d}.safetensors"
-        save_file({k: v.detach().cpu().contiguous() for k, v in unique_state(self.model).items()}, str(directory / name))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in unique_state(self.model).items()}, str(directory / name)
+        )
         snapshots = [*self.progress["snapshots"], name]
         for old in snapshots[: -self.options.average_last]:
             (directory / old).unlink(missing_ok=True)

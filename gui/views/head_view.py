@@ -24,15 +24,15 @@ from gui.maps import (
     hover_text,
     link_opacities,
 )
-from gui.qt_heatmap import QtHeatmap
-from gui.qt_model_view import placeholder_label
-from gui.qt_theme import is_dark
-from gui.qt_viewstate import ViewState
+from gui.theme import is_dark
+from gui.view_state import ViewState
+from gui.views.heatmap import Heatmap
+from gui.views.model_view import placeholder_label
 
 MODES = ("Heatmap", "Lines")
 
 
-class QtAttentionLines(QWidget):
+class AttentionLines(QWidget):
     """Two columns of tokens joined by links whose opacity is the attention weight."""
 
     MAX_ROW = 26.0  # pixels per token; a long sentence squeezes the rows to fit the widget
@@ -139,7 +139,7 @@ class QtAttentionLines(QWidget):
         super().leaveEvent(event)
 
 
-class QtHeadView(QWidget):
+class HeadView(QWidget):
     def __init__(self, view_state: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view_state = view_state
@@ -150,8 +150,8 @@ class QtHeadView(QWidget):
         self.mode = QComboBox()
         self.mode.addItems(MODES)
         self.mode.setToolTip("Show the head as a heatmap or as links between tokens")
-        self.heatmap = QtHeatmap()
-        self.lines = QtAttentionLines(view_state)
+        self.heatmap = Heatmap()
+        self.lines = AttentionLines(view_state)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.heatmap)
         self.stack.addWidget(self.lines)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QEvent, QPointF, Signal
 from PySide6.QtGui import QFontMetricsF, QTransform
 from PySide6.QtWidgets import QGraphicsRectItem
 
-from gui.qt_theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
+from gui.theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
 
 
 def visible_labels(
@@ -45,7 +45,7 @@ def visible_labels(
     return sorted(kept)
 
 
-class QtHeatmap(pg.GraphicsLayoutWidget):
+class Heatmap(pg.GraphicsLayoutWidget):
     hovered = Signal(int, int)  # row, column under the mouse; (-1, -1) outside the map
 
     def __init__(self, parent=None) -> None:

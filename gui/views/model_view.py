@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QStackedWidget, QVBoxLa
 
 from engine.trace import Trace
 from gui.maps import AVERAGE, KIND_TITLES, Head
-from gui.qt_theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
-from gui.qt_viewstate import ViewState
+from gui.theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
+from gui.view_state import ViewState
 
 
 class _CellBox(pg.ViewBox):
@@ -47,7 +47,7 @@ class _CellBox(pg.ViewBox):
             super().mouseClickEvent(event)
 
 
-class QtModelView(QWidget):
+class ModelView(QWidget):
     def __init__(self, view_state: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view_state = view_state
@@ -195,6 +195,6 @@ def placeholder_label(text: str) -> QLabel:
     return label
 
 
-def cell_data(view: QtModelView, layer: int, head: Head) -> np.ndarray:
+def cell_data(view: ModelView, layer: int, head: Head) -> np.ndarray:
     """The array a grid cell shows (for tests and exports)."""
     return view.cell(layer, head).image.image

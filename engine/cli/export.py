@@ -4,7 +4,7 @@
     export --batch sentences.txt --out-dir figures/ --what grid --kind enc_self
 
 Layers, heads and steps are numbered from 1 on the command line, as in the figures' titles
-("layer 2/3"); the figure functions in engine.figures take 0-based indices.
+("layer 2/3"); the figure functions in engine.render.figures take 0-based indices.
 
 Batch mode writes one figure per non-empty line, named by line number (``007-head.png`` for line 7),
 and one ``traces.npz`` holding every trace; see `save_batch_traces` for its layout and
@@ -24,10 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
+from engine.paths import DEFAULT_MODEL
 from engine.trace import ATTENTION_KINDS, Trace
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "resources" / "models" / "fr-en"
 WHATS = ("head", "grid", "positional", "step")
 FORMATS = ("png", "svg", "pdf")
 BATCH_SCHEMA = "attention-studio-trace-batch"
@@ -82,7 +83,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, help="PNG width in pixels (the figure scales to fit)")
     parser.add_argument("--height", type=int, help="PNG height in pixels")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--top-k", type=int, default=5, help="candidates recorded per decoder step")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar in batch mode")
 
@@ -195,7 +196,7 @@ def load_translator(model: Path, device: str):
 
 def build_figure(trace: Trace, selection: Selection):
     """The matplotlib Figure that `selection` asks for (matplotlib is imported only when drawing)."""
-    from engine import figures
+    from engine.render import figures
 
     kind = "cross" if selection.what == "step" else selection.kind
     layer = trace.n_layers[kind] - 1 if selection.layer is None else selection.layer
@@ -221,7 +222,7 @@ def pixel_size(fig, width: int | None, height: int | None) -> tuple[int, int] | 
 
 
 def write_figure(trace: Trace, selection: Selection, path: Path, args: argparse.Namespace) -> None:
-    from engine.figures import ExportError, save_figure
+    from engine.render.figures import ExportError, save_figure
 
     fig = build_figure(trace, selection)
     try:
@@ -385,8 +386,8 @@ def load_batch_traces(path: Path | str) -> list[Trace]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.export ...`, until main.py wires the same functions in as `export`."""
-    parser = argparse.ArgumentParser(prog="python -m engine.export", description=__doc__.split("\n\n")[0])
+    """`python -m engine.cli.export ...`, until main.py wires the same functions in as `export`."""
+    parser = argparse.ArgumentParser(prog="python -m engine.cli.export", description=__doc__.split("\n\n")[0])
     add_export_arguments(parser)
     return run_export(parser.parse_args(argv))
 

@@ -11,8 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from gui.qt_theme import plot_colors
-from gui.qt_worker import BeamTree
+from gui.theme import plot_colors
+from gui.worker import BeamTree
 
 BEST = "#d62728"
 KEPT = "#1f77b4"
@@ -31,7 +31,7 @@ def best_path_nodes(tree: BeamTree) -> list[int]:
     return path[::-1]
 
 
-class QtBeamView(QWidget):
+class BeamView(QWidget):
     nodeChosen = Signal(object)  # tuple of token ids: the chosen node's prefix
 
     def __init__(self, parent: QWidget | None = None) -> None:

@@ -173,7 +173,7 @@ def scroll_page(content: QWidget) -> QScrollArea:
 # --- the model's walkthrough ---
 
 
-class QtModelWalkthrough(QWidget):
+class ModelWalkthrough(QWidget):
     """The five steps of a Walkthrough, top to bottom."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -324,7 +324,7 @@ def key_labels(w: Walkthrough) -> list[str]:
 # --- the by-hand example ---
 
 
-class QtByHand(QWidget):
+class ByHandView(QWidget):
     """An editable board example: X, W^Q, W^K, W^V in, exact and shortcut results side by side."""
 
     INPUTS = ("x", "w_q", "w_k", "w_v")
@@ -485,7 +485,7 @@ class QtByHand(QWidget):
 # --- the panel ---
 
 
-class QtWalkthroughPanel(QWidget):
+class WalkthroughView(QWidget):
     """The walkthrough view: set a Walkthrough with `set_walkthrough`; the by-hand tab works alone."""
 
     # the user picked another query token (index into the query pieces); the owner builds its walkthrough
@@ -506,7 +506,7 @@ class QtWalkthroughPanel(QWidget):
         self.export_button.setEnabled(False)
         self.export_status = note()
         self.export_status.hide()  # shown once there is a message, so it takes no room before
-        self.steps = QtModelWalkthrough()
+        self.steps = ModelWalkthrough()
         self.placeholder = note(
             "The walkthrough of one head appears here once a sentence is translated with q, k and v recorded."
         )
@@ -520,7 +520,7 @@ class QtWalkthroughPanel(QWidget):
         for widget in (self.title, self.export_status, self.steps):
             column.addWidget(widget)
         self.stack.addWidget(scroll_page(content))
-        self.by_hand = QtByHand()
+        self.by_hand = ByHandView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self._model_page(), "Model")
         self.tabs.addTab(scroll_page(self.by_hand), "By hand")
@@ -573,7 +573,7 @@ class QtWalkthroughPanel(QWidget):
 
     def export_to(self, path: Path | str) -> str:
         """Write the walkthrough (figure or table, by suffix); returns the message shown to the user."""
-        from engine.figures import ExportError  # loads matplotlib: only when the user exports
+        from engine.render.figures import ExportError  # loads matplotlib: only when the user exports
         from engine.walkthrough import save_walkthrough
 
         if self.walkthrough is None:

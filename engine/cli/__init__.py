@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "resources" / "models" / "fr-en"
+from engine.devices import DEVICE_CHOICES
+from engine.paths import DEFAULT_MODEL
 
 
 def add_train_parser(commands: argparse._SubParsersAction) -> None:
@@ -46,7 +47,9 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=1000, metavar="STEPS")
     p.add_argument("--dev-sentences", type=int, default=300)
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
-    p.add_argument("--average-last", type=int, default=0, metavar="N", help="also try the mean of the last N checkpoints")
+    p.add_argument(
+        "--average-last", type=int, default=0, metavar="N", help="also try the mean of the last N checkpoints"
+    )
     p.add_argument("--resume", action="store_true")
     p.add_argument("--threads", type=int)
     p.add_argument("--no-progress", action="store_true")
@@ -54,7 +57,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from engine.model import ModelConfig
-    from engine.train import TrainOptions, train
+    from engine.training.train import TrainOptions, train
 
     model = ModelConfig(
         d_model=args.d_model,
@@ -113,7 +116,7 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--length-penalty", type=float, default=0.6)
     p.add_argument("--top-k", type=int, default=5, help="candidates recorded per step with --json")
     p.add_argument("--json", action="store_true", help="print the tokens and a summary of the trace as JSON")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
 
 
 def load_translator(model: Path, device: str):
@@ -199,7 +202,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N pairs")
     p.add_argument("--beam", type=int, default=1)
     p.add_argument("--length-penalty", type=float, default=0.6)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--output", type=Path, help="also write the translations, one per line")
 
 
@@ -207,7 +210,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import time
 
     from engine.decoding import DecodingOptions
-    from engine.evaluate import evaluate
+    from engine.training.evaluate import evaluate
 
     translator = load_translator(args.model, args.device)
     started = time.perf_counter()

@@ -39,23 +39,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.devices import DEVICE_CHOICES
+from engine.paths import DEFAULT_MODEL_NAME, MODELS_ROOT, shipped_models
 from engine.trace import ATTENTION_KINDS, Trace
 from gui.maps import AVERAGE, head_label, latency_text, token_summary
-from gui.qt_beam_view import QtBeamView
-from gui.qt_decoder_view import QtDecoderTimeline
-from gui.qt_head_view import QtHeadView
-from gui.qt_model_view import QtModelView
-from gui.qt_positional import QtPositionalView
-from gui.qt_theme import apply_theme
-from gui.qt_viewstate import ViewState
-from gui.qt_walkthrough import QtWalkthroughPanel
-from gui.qt_worker import DecodeRequest, ModelSummary, TraceResult, TranslationClient
+from gui.theme import apply_theme
+from gui.view_state import ViewState
+from gui.views.beam_view import BeamView
+from gui.views.decoder_steps import DecoderStepsView
+from gui.views.head_view import HeadView
+from gui.views.model_view import ModelView
+from gui.views.positional_view import PositionalView
+from gui.views.walkthrough_view import WalkthroughView
+from gui.worker import DecodeRequest, ModelSummary, TraceResult, TranslationClient
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MODELS_ROOT = REPO_ROOT / "resources" / "models"
-DEFAULT_MODEL = "fr-en"
 START_DELAY_MS = 50  # let the first paint happen before the worker starts importing torch
-DEVICES = ("auto", "cpu", "cuda", "mps")
 LANGUAGES = {"fr": "French", "en": "English", "de": "German", "es": "Spanish"}
 KIND_BUTTONS = {"enc_self": "Encoder self", "dec_self": "Decoder self (masked)", "cross": "Encoder → decoder"}
 # File → Export: what can be exported, and the formats offered for it
@@ -69,13 +67,6 @@ EXPORTS = {
 }
 FIGURE_FILTER = "PNG image (*.png);;SVG vector image (*.svg);;PDF document (*.pdf)"
 TRACE_FILTER = "NumPy archive (*.npz);;JSON (*.json)"
-
-
-def shipped_models(root: Path = MODELS_ROOT) -> list[Path]:
-    """Every directory under `root` that has a config.json, by name."""
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if (p / "config.json").is_file())
 
 
 def local_directory(urls) -> Path | None:
@@ -196,17 +187,17 @@ class MainWindow(QMainWindow):
         keys.setEnabled(False)
         kinds_row.addWidget(keys)
 
-        self.model_view = QtModelView(self.view_state)
-        self.head_view = QtHeadView(self.view_state)
+        self.model_view = ModelView(self.view_state)
+        self.head_view = HeadView(self.view_state)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.model_view)
         self.splitter.addWidget(self.head_view)
         self.splitter.setSizes([700, 600])
 
-        self.timeline = QtDecoderTimeline(self.view_state)
-        self.beam_view = QtBeamView()
-        self.positional_view = QtPositionalView()
-        self.walkthrough_panel = QtWalkthroughPanel()
+        self.timeline = DecoderStepsView(self.view_state)
+        self.beam_view = BeamView()
+        self.positional_view = PositionalView()
+        self.walkthrough_panel = WalkthroughView()
         self.tabs = QTabWidget()
         self.tabs.setObjectName("detailTabs")
         self.tabs.addTab(self.timeline, "Decoder steps")
@@ -262,7 +253,7 @@ class MainWindow(QMainWindow):
         self.model_actions = QActionGroup(self)
         self.device_menu = QMenu("&Device", self)
         self.device_actions = QActionGroup(self)
-        for device in DEVICES:
+        for device in DEVICE_CHOICES:
             action = self.device_menu.addAction(device)
             action.setCheckable(True)
             action.setChecked(device == self.device)
@@ -385,7 +376,7 @@ class MainWindow(QMainWindow):
         last = self.settings.value("model/directory")
         if last and (Path(str(last)) / "config.json").is_file():
             return Path(str(last))
-        return self.models_root / DEFAULT_MODEL
+        return self.models_root / DEFAULT_MODEL_NAME
 
     # --- models ---
 
@@ -657,8 +648,8 @@ class MainWindow(QMainWindow):
             self.export_to(what, path)
 
     def export_figure(self, what: str):
-        """The matplotlib figure of `what` for the current selection (built by engine.figures)."""
-        from engine import figures
+        """The matplotlib figure of `what` for the current selection (built by engine.render.figures)."""
+        from engine.render import figures
 
         state = self.view_state
         if what == "walkthrough":
@@ -689,7 +680,7 @@ class MainWindow(QMainWindow):
 
     def export_to(self, what: str, path: str | Path, dpi: int | None = None) -> bool:
         """Write `what` to `path` (format by suffix); the status bar says what happened, a box says why not."""
-        from engine.figures import ExportError, save_figure
+        from engine.render.figures import ExportError, save_figure
 
         path = Path(path)
         self.setCursor(Qt.CursorShape.WaitCursor)

@@ -27,9 +27,9 @@ from PySide6.QtWidgets import (
 
 from engine.trace import Trace
 from gui.maps import attention_map, head_label
-from gui.qt_heatmap import visible_labels
-from gui.qt_theme import plot_colors, style_plot
-from gui.qt_viewstate import ViewState
+from gui.theme import plot_colors, style_plot
+from gui.view_state import ViewState
+from gui.views.heatmap import visible_labels
 
 PLAY_MS = 700
 MASKED_TEXT = "−∞ → 0"
@@ -43,7 +43,7 @@ def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np
     return cross, self_row, visible
 
 
-class QtDecoderTimeline(QWidget):
+class DecoderStepsView(QWidget):
     forceRequested = Signal(int, int)  # step (0-based), token id
     resetRequested = Signal()  # back to the model's own choices
 

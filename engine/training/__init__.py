@@ -1,0 +1,1 @@
+"""Offline jobs: training data, the training loop and evaluation (not used by the app)."""
