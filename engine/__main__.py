@@ -1,4 +1,4 @@
-"""python -m engine translate | train | evaluate — the engine's command line."""
+"""python -m engine translate | evaluate | train | export: the command tree of main.py, without the app."""
 
 from engine.cli import main
 

@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from engine.architecture import NormPlacement
 from engine.positional import sinusoidal_table
-
-NormPlacement = Literal["post", "pre"]
-AttentionKind = Literal["self_attn", "cross_attn"]
 
 
 @dataclass(frozen=True)

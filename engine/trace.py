@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.architecture import ATTENTION_KINDS, check_kind
 from engine.files import write_atomic
 
 SCHEMA = "attention-studio-trace"
 SCHEMA_VERSION = 1
-ATTENTION_KINDS = ("enc_self", "dec_self", "cross")
 _ARRAY_FIELDS = (
     "src_ids",
     "tgt_ids",
@@ -111,7 +111,7 @@ class Trace:
 
     @property
     def n_layers(self) -> dict[str, int]:
-        return {"enc_self": self.enc_self.shape[0], "dec_self": self.dec_self.shape[0], "cross": self.cross.shape[0]}
+        return {kind: self.attention(kind).shape[0] for kind in ATTENTION_KINDS}
 
     @property
     def n_heads(self) -> int:
@@ -119,12 +119,12 @@ class Trace:
 
     def attention(self, kind: str) -> np.ndarray:
         """L×H×queries×keys for kind 'enc_self', 'dec_self' or 'cross'."""
-        if kind not in ATTENTION_KINDS:
-            raise ValueError(f"unknown attention kind {kind!r}; choose one of {ATTENTION_KINDS}")
+        check_kind(kind)
         return getattr(self, kind)
 
     def axis_pieces(self, kind: str) -> tuple[list[str], list[str]]:
         """(query pieces, key pieces) labelling the rows and columns of `kind`."""
+        check_kind(kind)
         return {
             "enc_self": (self.src_pieces, self.src_pieces),
             "dec_self": (self.tgt_pieces, self.tgt_pieces),

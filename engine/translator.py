@@ -1,5 +1,9 @@
 """Text in, Trace out: tokenize → encode once → decode, capturing the maps → numpy Trace.
 
+`Translator` is the one object the command line and the GUI's worker ask: it picks the decoding
+strategy (greedy from a draft, beam search with its tree, a forced prefix), builds the Trace, and
+computes a head's walkthrough.
+
 Greedy decoding keeps row t of each cached pass, which is the attention of step t, so its maps
 come with the decode. Beam search, a forced prefix and q/k/v capture add one teacher-forced pass
 over the output: row t of that pass equals the attention of incremental step t.
@@ -17,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.architecture import KIND_PARTS, cache_prefix, stack_of
+from engine.beam_tree import BeamTree, beam_tree
 from engine.checkpoint import LoadedModel, load_model
 from engine.decoding import (
     BeamResult,
@@ -25,9 +31,10 @@ from engine.decoding import (
     greedy_decode,
     greedy_from_draft,
 )
-from engine.model import ActivationCache, Transformer
+from engine.model import ActivationCache, MultiHeadAttention, Transformer
 from engine.tokenizer import Tokenizer, encodable
 from engine.trace import Trace
+from engine.walkthrough import HeadParameters, Walkthrough, build_walkthrough
 
 log = logging.getLogger(__name__)
 MAX_CHARS_PER_PIECE = 16  # SentencePiece's default longest piece: text beyond max_positions × this is cut unread
@@ -45,6 +52,23 @@ class TraceOptions:
     # capture
     top_k: int = 5
     with_qkv: bool = False
+
+
+@dataclass(frozen=True)
+class Translation:
+    """What `Translator.run` gives: the Trace, and the search tree when the beam was wider than 1."""
+
+    trace: Trace
+    beam: BeamTree | None
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    tokens: list[int]  # y1 … yT
+    log_probs: torch.Tensor | None  # (T, V) when decoding captured the output's rows, else None
+    passes: int  # decoder forward calls spent
+    label: str  # Trace.decoding: "greedy", "beam 4", "forced prefix of 2"
+    tree: BeamTree | None
 
 
 @dataclass(frozen=True)
@@ -103,6 +127,32 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().to("cpu", torch.float32).numpy()
 
 
+def head_parameters(model: Transformer, kind: str, layer: int, head: int) -> HeadParameters:
+    """The parameters of one head, as numpy. nn.Linear computes x Wᵀ + b, hence the transposes."""
+    stack = model.encoder_layers if stack_of(kind) == "encoder" else model.decoder_layers
+    if not 0 <= layer < len(stack):
+        raise ValueError(f"layer index {layer} is out of range 0..{len(stack) - 1}")
+    attn: MultiHeadAttention = getattr(stack[layer], KIND_PARTS[kind][1])
+    if not 0 <= head < attn.n_heads:
+        raise ValueError(f"head index {head} is out of range 0..{attn.n_heads - 1}")
+    rows = slice(head * attn.d_k, (head + 1) * attn.d_k)  # this head's output features of w_q, w_k, w_v
+
+    def array(tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().to("cpu").double().numpy()
+
+    return HeadParameters(
+        w_q=array(attn.w_q.weight[rows]).T,  # (d_model, d_k)
+        b_q=array(attn.w_q.bias[rows]),
+        w_k=array(attn.w_k.weight[rows]).T,
+        b_k=array(attn.w_k.bias[rows]),
+        w_v=array(attn.w_v.weight[rows]).T,
+        b_v=array(attn.w_v.bias[rows]),
+        w_o=array(attn.w_o.weight).T,  # (H·d_k, d_model)
+        b_o=array(attn.w_o.bias),
+        norm=model.cfg.norm,
+    )
+
+
 class Translator:
     """A loaded model that turns text into Traces. Not thread-safe: one Translator per worker thread."""
 
@@ -138,12 +188,16 @@ class Translator:
             return beam_search(self.model, src, options)
 
     def trace(self, text: str, options: TraceOptions = TraceOptions(), draft: Sequence[int] | None = None) -> Trace:
-        """Translate `text` and capture every attention map; raises EmptyInputError for blank text.
+        """Translate `text` and capture every attention map; raises EmptyInputError for blank text."""
+        return self.run(text, options, draft).trace
 
-        `draft`, the previous output while the user types, lets greedy decoding confirm what is
-        still right in one pass instead of one pass per token; the result is the same. Greedy
-        decoding captures the maps row by row as it goes; beam search, a forced prefix and q/k/v
-        take one more, teacher-forced pass over the output.
+    def run(self, text: str, options: TraceOptions = TraceOptions(), draft: Sequence[int] | None = None) -> Translation:
+        """The Trace of `text` under `options`, and the beam search tree when the beam is wider than 1.
+
+        The one place that picks a decoding strategy. `draft`, the previous output while the user
+        types, lets greedy decoding confirm what is still right in one pass instead of one pass per
+        token; the result is the same. Greedy decoding captures the maps row by row as it goes; beam
+        search, a forced prefix and q/k/v take one more, teacher-forced pass over the output.
         """
         timings: dict[str, float] = {}
         start = time.perf_counter()
@@ -154,33 +208,51 @@ class Translator:
 
         mark = time.perf_counter()
         capture = ActivationCache(with_qkv=options.with_qkv)
-        log_probs = None
         with torch.inference_mode():
             memory = self.model.encode(src, capture)  # once: decoding and the forced pass share it
-            if options.decoding.beam_size > 1 and not options.forced_prefix:
-                beam = beam_search(self.model, src, options.decoding, memory)
-                tokens, passes = beam.hypotheses[0].tokens, len(beam.steps)
-                decoding = f"beam {options.decoding.beam_size}"
-            elif not options.forced_prefix:  # no draft: an empty one, so the steps capture the trace
-                result = greedy_from_draft(self.model, src, list(draft or []), options.decoding, capture, memory)
-                tokens, log_probs, passes = result.tokens, result.log_probs, result.decoder_passes
-                decoding = "greedy"
-            else:
-                tokens = greedy_decode(self.model, src, options.decoding, list(options.forced_prefix), memory)[0]
-                decoding = f"forced prefix of {len(options.forced_prefix)}"
-                passes = len(tokens) - len(options.forced_prefix)
+            decoded = self._decode(src, memory, options, draft, capture)
         timings["decode_ms"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
+        log_probs, passes = decoded.log_probs, decoded.passes
         if log_probs is None:  # decoding did not capture the output's rows: capture them in a forced pass
-            decoder_input = pad_batch([[self.cfg.bos_id] + tokens[:-1]], self.cfg.pad_id, self.device)  # (1, T)
+            decoder_input = pad_batch([[self.cfg.bos_id] + decoded.tokens[:-1]], self.cfg.pad_id, self.device)
             with torch.inference_mode():
-                log_probs = self.model.decode(decoder_input, memory, src, capture)[0].log_softmax(dim=-1)
+                log_probs = self.model.decode(decoder_input, memory, src, capture)[0].log_softmax(dim=-1)  # (T, V)
             passes += 1
-        trace = self.build_trace(text, source, tokens, capture, log_probs, options, decoding)
-        timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
+            timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
+        trace = self.build_trace(text, source, decoded.tokens, capture, log_probs, options, decoded.label)
         timings["total_ms"] = (time.perf_counter() - start) * 1000
-        return replace(trace, timings=timings, decoder_passes=passes)
+        return Translation(replace(trace, timings=timings, decoder_passes=passes), decoded.tree)
+
+    def _decode(
+        self,
+        src: torch.Tensor,
+        memory: torch.Tensor,
+        options: TraceOptions,
+        draft: Sequence[int] | None,
+        capture: ActivationCache,
+    ) -> _Decoded:
+        """The output tokens by the strategy `options` asks for (inside inference mode)."""
+        prefix = list(options.forced_prefix)
+        tree = None
+        if options.decoding.beam_size > 1:
+            beam = beam_search(self.model, src, options.decoding, memory)
+            tree = beam_tree(beam, options.decoding.beam_size, self.tokenizer.target_pieces)
+            if not prefix:  # the best hypothesis; its maps come from the forced pass
+                return _Decoded(
+                    beam.hypotheses[0].tokens, None, len(beam.steps), f"beam {options.decoding.beam_size}", tree
+                )
+        if prefix:  # the user's tokens first, greedy after them
+            tokens = greedy_decode(self.model, src, options.decoding, prefix, memory)[0]
+            return _Decoded(tokens, None, len(tokens) - len(prefix), f"forced prefix of {len(prefix)}", tree)
+        # no draft: an empty one, so the steps capture the trace
+        result = greedy_from_draft(self.model, src, list(draft or []), options.decoding, capture, memory)
+        return _Decoded(result.tokens, result.log_probs, result.decoder_passes, "greedy", None)
+
+    def walkthrough(self, trace: Trace, kind: str, layer: int, head: int, query: int) -> Walkthrough:
+        """One head's arithmetic for one query of `trace` (recorded by this model with q/k/v)."""
+        return build_walkthrough(trace, head_parameters(self.model, kind, layer, head), kind, layer, head, query)
 
     def embedding_norms(self, src_ids: Sequence[int]) -> np.ndarray:
         """Length of each source piece's embedding × √d_model (what the positional row is added to)."""
@@ -204,9 +276,10 @@ class Translator:
         top_log_probs, top_ids = log_probs.topk(k, dim=-1)  # (T, k)
         decoder_ids = [self.cfg.bos_id] + tokens[:-1]
 
-        def stack(stack_name: str, kind: str, n_layers: int) -> np.ndarray:
-            maps = [capture[f"{stack_name}.{i}.{kind}.weights"][0] for i in range(n_layers)]
-            return _to_numpy(torch.stack(maps))  # (L, H, queries, keys)
+        def maps(kind: str) -> np.ndarray:
+            n_layers = self.cfg.n_encoder_layers if stack_of(kind) == "encoder" else self.cfg.n_decoder_layers
+            layers = [capture[f"{cache_prefix(kind, i)}.weights"][0] for i in range(n_layers)]
+            return _to_numpy(torch.stack(layers))  # (L, H, queries, keys)
 
         qkv = None
         if options.with_qkv:
@@ -222,9 +295,9 @@ class Translator:
             tgt_pieces=self.tokenizer.target_pieces(decoder_ids),
             out_ids=np.asarray(tokens, dtype=np.int64),
             out_pieces=self.tokenizer.target_pieces(tokens),
-            enc_self=stack("encoder", "self_attn", self.cfg.n_encoder_layers),
-            dec_self=stack("decoder", "self_attn", self.cfg.n_decoder_layers),
-            cross=stack("decoder", "cross_attn", self.cfg.n_decoder_layers),
+            enc_self=maps("enc_self"),
+            dec_self=maps("dec_self"),
+            cross=maps("cross"),
             topk_ids=np.asarray(top_ids_list, dtype=np.int64),
             topk_probs=_to_numpy(top_log_probs.exp()),
             topk_pieces=[self.tokenizer.target_pieces(row) for row in top_ids_list],

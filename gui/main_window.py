@@ -653,7 +653,7 @@ class MainWindow(QMainWindow):
 
         state = self.view_state
         if what == "walkthrough":
-            from engine.walkthrough import walkthrough_figure
+            from engine.render.walkthrough import walkthrough_figure
 
             if self.walkthrough is None:
                 raise figures.ExportError("open the Walkthrough tab first: there is no walkthrough to export")

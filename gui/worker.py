@@ -229,9 +229,7 @@ class TranslationWorker(QObject):
         if request_id != self._walkthrough_latest.value or self._translator is None:
             return
         try:
-            from engine.walkthrough import walkthrough_from_model
-
-            result = walkthrough_from_model(self._translator.model, trace, kind, layer, head, query)
+            result = self._translator.walkthrough(trace, kind, layer, head, query)
         except Exception as error:
             log.exception("walkthrough failed")
             self.walkthroughFailed.emit(request_id, _one_line(error))

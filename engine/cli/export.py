@@ -1,14 +1,14 @@
-"""Headless export of attention figures and trace data: the logic behind `python main.py export`.
+"""`export`: attention figures and trace data, headless (`python main.py export`).
 
     export "Je suis étudiant." --kind cross --layer 2 --head 5 --out fig.pdf
     export --batch sentences.txt --out-dir figures/ --what grid --kind enc_self
 
 Layers, heads and steps are numbered from 1 on the command line, as in the figures' titles
-("layer 2/3"); the figure functions in engine.render.figures take 0-based indices.
+("layer 2/3"); engine.render.figures takes 0-based indices.
 
 Batch mode writes one figure per non-empty line, named by line number (``007-head.png`` for line 7),
 and one ``traces.npz`` holding every trace; see `save_batch_traces` for its layout and
-`load_batch_traces` to read it back. Only this module's `run_export` prints.
+`load_batch_traces` to read it back.
 """
 
 from __future__ import annotations
@@ -18,22 +18,23 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from engine.architecture import ATTENTION_KINDS, stack_of
+from engine.cli.translate import LoadFailure, load_translator
 from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
 from engine.paths import DEFAULT_MODEL
-from engine.trace import ATTENTION_KINDS, Trace
+from engine.render.labels import AVERAGE, Head
+from engine.render.request import FIGURES, FigureRequest
+from engine.trace import Trace
 
-WHATS = ("head", "grid", "positional", "step")
 FORMATS = ("png", "svg", "pdf")
 BATCH_SCHEMA = "attention-studio-trace-batch"
 BATCH_SCHEMA_VERSION = 1
-LAYER_STACK = {"enc_self": "encoder", "dec_self": "decoder", "cross": "decoder"}
 
 
 class UsageError(Exception):
@@ -42,17 +43,6 @@ class UsageError(Exception):
 
 class RuntimeFailure(Exception):
     """A model that does not load or a file that cannot be read or written."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What to draw, 0-based; `layer` None means the last layer, `head` may be 'average'."""
-
-    what: str
-    kind: str
-    layer: int | None
-    head: int | Literal["average"]
-    step: int
 
 
 # --- command line ---
@@ -64,7 +54,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=Path, metavar="FILE", help="one sentence per line ('-' for stdin)")
     parser.add_argument(
         "--what",
-        choices=WHATS,
+        choices=FIGURES,
         default="head",
         help="head: one map (default); grid: every layer and head of --kind; positional: the positional "
         "encodings; step: one decoder step's candidates and attention rows (--step, --layer, --head)",
@@ -93,7 +83,10 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         check_arguments(args)
         selection = parse_selection(args)
-        translator = load_translator(args.model, args.device)
+        try:
+            translator = load_translator(args.model, args.device)
+        except LoadFailure as error:
+            raise RuntimeFailure(str(error)) from None
         check_against_model(selection, translator.cfg)
         if args.batch is not None:
             return export_batch(args, translator, selection)
@@ -140,25 +133,25 @@ def figure_format(args: argparse.Namespace) -> str:
     return args.format or suffix or "png"
 
 
-def parse_selection(args: argparse.Namespace) -> Selection:
+def parse_selection(args: argparse.Namespace) -> FigureRequest:
     """The 1-based numbers of the command line as 0-based indices (range checks come with the model)."""
-    if args.head == "average":
-        head: int | Literal["average"] = "average"
+    if args.head == AVERAGE:
+        head: Head = AVERAGE
     else:
         try:
             head = int(args.head) - 1
         except ValueError:
             raise UsageError(f"--head {args.head!r} is neither a number nor 'average'") from None
     layer = None if args.layer is None else args.layer - 1
-    return Selection(what=args.what, kind=args.kind, layer=layer, head=head, step=args.step - 1)
+    return FigureRequest(what=args.what, kind=args.kind, layer=layer, head=head, step=args.step - 1)
 
 
-def check_against_model(selection: Selection, cfg) -> None:
+def check_against_model(selection: FigureRequest, cfg) -> None:
     """Layer and head ranges against the model's config, with messages in the command line's numbering."""
     if selection.what in ("grid", "positional"):
         return  # these draw every layer and head
     kind = "cross" if selection.what == "step" else selection.kind
-    stack = LAYER_STACK[kind]
+    stack = stack_of(kind)
     n_layers = cfg.n_encoder_layers if stack == "encoder" else cfg.n_decoder_layers
     if selection.layer is not None and not 0 <= selection.layer < n_layers:
         raise UsageError(
@@ -172,7 +165,7 @@ def check_against_model(selection: Selection, cfg) -> None:
         )
 
 
-def check_step(selection: Selection, trace: Trace) -> None:
+def check_step(selection: FigureRequest, trace: Trace) -> None:
     n_steps = len(trace.tgt_pieces)
     if selection.what == "step" and not 0 <= selection.step < n_steps:
         raise UsageError(
@@ -181,32 +174,7 @@ def check_step(selection: Selection, trace: Trace) -> None:
         )
 
 
-def load_translator(model: Path, device: str):
-    from engine.checkpoint import ModelLoadError
-    from engine.translator import Translator
-
-    try:
-        return Translator.from_directory(model, device)
-    except (ModelLoadError, ValueError, OSError) as error:
-        raise RuntimeFailure(f"cannot load model {model}: {error}") from None
-
-
 # --- figures ---
-
-
-def build_figure(trace: Trace, selection: Selection):
-    """The matplotlib Figure that `selection` asks for (matplotlib is imported only when drawing)."""
-    from engine.render import figures
-
-    kind = "cross" if selection.what == "step" else selection.kind
-    layer = trace.n_layers[kind] - 1 if selection.layer is None else selection.layer
-    if selection.what == "head":
-        return figures.head_figure(trace, kind, layer, selection.head)
-    if selection.what == "grid":
-        return figures.grid_figure(trace, kind)
-    if selection.what == "positional":
-        return figures.positional_figure(trace)
-    return figures.step_figure(trace, selection.step, layer, selection.head)
 
 
 def pixel_size(fig, width: int | None, height: int | None) -> tuple[int, int] | None:
@@ -221,8 +189,8 @@ def pixel_size(fig, width: int | None, height: int | None) -> tuple[int, int] | 
     return width, height
 
 
-def write_figure(trace: Trace, selection: Selection, path: Path, args: argparse.Namespace) -> None:
-    from engine.render.figures import ExportError, save_figure
+def write_figure(trace: Trace, selection: FigureRequest, path: Path, args: argparse.Namespace) -> None:
+    from engine.render.figures import ExportError, build_figure, save_figure  # matplotlib loads here
 
     fig = build_figure(trace, selection)
     try:
@@ -247,7 +215,7 @@ def trace_text(translator, text: str, top_k: int) -> Trace:
 # --- one sentence ---
 
 
-def export_one(args: argparse.Namespace, translator, selection: Selection) -> int:
+def export_one(args: argparse.Namespace, translator, selection: FigureRequest) -> int:
     from engine.translator import EmptyInputError
 
     fmt = figure_format(args)
@@ -283,7 +251,7 @@ def read_sentences(path: Path) -> list[str]:
     return text.splitlines()
 
 
-def export_batch(args: argparse.Namespace, translator, selection: Selection) -> int:
+def export_batch(args: argparse.Namespace, translator, selection: FigureRequest) -> int:
     """One figure per non-empty line plus one .npz of every trace; empty lines are skipped with a warning."""
     from tqdm import tqdm
 
@@ -383,14 +351,3 @@ def load_batch_traces(path: Path | str) -> list[Trace]:
         buffer.seek(0)
         traces.append(Trace.from_npz(buffer))  # type: ignore[arg-type]  # np.load reads file objects too
     return traces
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.cli.export ...`, until main.py wires the same functions in as `export`."""
-    parser = argparse.ArgumentParser(prog="python -m engine.cli.export", description=__doc__.split("\n\n")[0])
-    add_export_arguments(parser)
-    return run_export(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -30,18 +30,24 @@ from matplotlib.textpath import TextToPath
 
 from engine.files import write_atomic
 from engine.positional import sinusoidal_table
-from engine.trace import ATTENTION_KINDS, Trace
+from engine.render.labels import (
+    AVERAGE,
+    KIND_LABELS,
+    Head,
+    check_selection,
+    curve_dimensions,
+    display_piece,
+    display_pieces,
+    head_label,
+    select_map,
+    selection_title,
+)
+from engine.render.request import FIGURES, FigureRequest, PositionalParams
+from engine.trace import Trace
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
 
-Head = int | Literal["average"]
-
-KIND_NAMES = {
-    "enc_self": "encoder self-attention",
-    "dec_self": "masked decoder self-attention",
-    "cross": "encoder–decoder attention",
-}
 # what the rows and columns of each kind are, for axis labels
 AXIS_NAMES = {
     "enc_self": ("source piece (query)", "source piece (key)"),
@@ -76,47 +82,6 @@ _MEASURE = TextToPath()
 
 class ExportError(Exception):
     """A figure that cannot be written; str() is one line naming the file and the reason."""
-
-
-# --- pieces and selections ---
-
-
-def display_piece(piece: str) -> str:
-    """A SentencePiece piece as a label: the word-start mark '▁' dropped, a bare '▁' shown as '␣'."""
-    if piece == "▁":
-        return "␣"
-    return piece[1:] if piece.startswith("▁") else piece
-
-
-def display_pieces(pieces: Sequence[str]) -> list[str]:
-    return [display_piece(p) for p in pieces]
-
-
-def check_selection(trace: Trace, kind: str, layer: int, head: Head) -> None:
-    """Raise ValueError (0-based message) unless kind, layer and head exist in `trace`."""
-    if kind not in ATTENTION_KINDS:
-        raise ValueError(f"unknown attention kind {kind!r}; choose one of {', '.join(ATTENTION_KINDS)}")
-    n_layers = trace.n_layers[kind]
-    if not 0 <= layer < n_layers:
-        raise ValueError(f"layer index {layer} is out of range 0..{n_layers - 1}")
-    is_index = isinstance(head, (int, np.integer)) and not isinstance(head, bool)
-    if head != "average" and not (is_index and 0 <= head < trace.n_heads):
-        raise ValueError(f"head index {head!r} is out of range 0..{trace.n_heads - 1} (or 'average')")
-
-
-def select_map(trace: Trace, kind: str, layer: int, head: Head) -> np.ndarray:
-    """The queries × keys weights of one head, or their mean over the heads of the layer."""
-    check_selection(trace, kind, layer, head)
-    maps = trace.attention(kind)[layer]  # (H, queries, keys)
-    return maps.mean(axis=0) if head == "average" else maps[head]
-
-
-def head_label(trace: Trace, head: Head) -> str:
-    return f"average of {trace.n_heads} heads" if head == "average" else f"head {head + 1}/{trace.n_heads}"
-
-
-def selection_title(trace: Trace, kind: str, layer: int, head: Head) -> str:
-    return f"{KIND_NAMES[kind]}, layer {layer + 1}/{trace.n_layers[kind]}, {head_label(trace, head)}"
 
 
 # --- drawing helpers ---
@@ -243,7 +208,7 @@ def grid_figure(trace: Trace, kind: str) -> Figure:
         width = max(5.0, (n_heads + 1) * (map_w + 0.15) + 1.6)
         query_name, key_name = AXIS_NAMES[kind]
         title = (
-            f"{trace.model_name}: {KIND_NAMES[kind]}, every layer and head (numbered from 1)\n"
+            f"{trace.model_name}: {KIND_LABELS[kind].name}, every layer and head (numbered from 1)\n"
             f"rows: {query_name}, columns: {key_name}\n{_sentence_line(trace)}"
         )
         height = n_layers * (map_h + 0.2) + 0.6 + _title_height(title, width)
@@ -251,13 +216,13 @@ def grid_figure(trace: Trace, kind: str) -> Figure:
         axes = fig.subplots(n_layers, n_heads + 1, squeeze=False)
         for layer in range(n_layers):
             for column in range(n_heads + 1):
-                head: Head = "average" if column == n_heads else column
+                head: Head = AVERAGE if column == n_heads else column
                 ax = axes[layer, column]
                 image = _heatmap(ax, select_map(trace, kind, layer, head), kind)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if layer == 0:
-                    ax.set_title("average" if head == "average" else f"head {column + 1}")
+                    ax.set_title(head_label(head))
                 if column == 0:
                     ax.set_ylabel(f"layer {layer + 1}")
         fig.colorbar(image, ax=axes, label="attention weight", shrink=min(1.0, 2.5 / (n_layers * map_h + 0.1)))
@@ -306,12 +271,6 @@ def _positional_heatmap(fig: Figure, ax: Axes, table: np.ndarray, labels: list[s
     fig.colorbar(image, ax=ax, label="value", shrink=min(1.0, 3.0 / map_h), aspect=25)
 
 
-def curve_dimensions(d_model: int) -> list[int]:
-    """A few dimensions from fast to slow: the first sine and cosine, then sines a quarter and half way."""
-    picks = [0, 1, 2 * (d_model // 8), 2 * (d_model // 4)]
-    return sorted({d for d in picks if d < d_model})
-
-
 def _positional_curves(ax: Axes, table: np.ndarray) -> None:
     positions = np.arange(table.shape[0])
     marker = "o" if table.shape[0] <= 40 else None  # dots show the sampled positions of a short sentence
@@ -337,7 +296,7 @@ def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
         chosen = display_piece(trace.out_pieces[step])
         title = (
             f"{trace.model_name}: decoder step {step + 1}/{n_steps} chose “{chosen}”; "
-            f"attention in layer {layer + 1}/{trace.n_layers['cross']}, {head_label(trace, head)}\n"
+            f"attention in layer {layer + 1}/{trace.n_layers['cross']}, {head_label(head, trace.n_heads)}\n"
             f"{_sentence_line(trace)}"
         )
         k = trace.topk_probs.shape[1]
@@ -347,9 +306,11 @@ def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
         top_ax, cross_ax, self_ax = fig.subplots(3, 1, height_ratios=[k * 0.25 + 0.8, bars_h, bars_h])
         _topk_bars(top_ax, trace, step)
         cross_row = select_map(trace, "cross", layer, head)[step]
-        _row_bars(cross_ax, cross_row, trace.src_pieces, f"{KIND_NAMES['cross']} of step {step + 1} over the source")
+        _row_bars(
+            cross_ax, cross_row, trace.src_pieces, f"{KIND_LABELS['cross'].name} of step {step + 1} over the source"
+        )
         self_row = select_map(trace, "dec_self", layer, head)[step, : step + 1]  # later keys are masked
-        self_title = f"{KIND_NAMES['dec_self']} of step {step + 1} over the decoder input so far"
+        self_title = f"{KIND_LABELS['dec_self'].name} of step {step + 1} over the decoder input so far"
         _row_bars(self_ax, self_row, trace.tgt_pieces[: step + 1], self_title)
         _suptitle(fig, title, width)
         return fig
@@ -381,6 +342,33 @@ def _row_bars(ax: Axes, weights: np.ndarray, pieces: Sequence[str], title: str) 
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)  # grid lines behind the bars, not across them
     ax.set_title(title)
+
+
+# --- one dispatcher for the command line and the GUI ---
+
+
+def build_figure(trace: Trace | None, request: FigureRequest, explore: PositionalParams | None = None) -> Figure:
+    """The figure `request` asks for. A positional figure draws `explore`'s table when given (or when
+    there is no trace); every other figure needs a trace. Raises ExportError or ValueError."""
+    if request.what not in FIGURES:
+        raise ValueError(f"unknown figure {request.what!r}; choose one of {', '.join(FIGURES)}")
+    if request.what == "positional" and (explore is not None or trace is None):
+        params = explore or PositionalParams()
+        return positional_figure(d_model=params.d_model, n_positions=params.n_positions, base=params.base)
+    if trace is None:
+        raise ExportError("nothing to export yet: type a sentence first")
+    if request.what == "positional":
+        return positional_figure(trace)
+    kind = "cross" if request.what == "step" else request.kind
+    last = trace.n_layers[kind] - 1
+    layer = last if request.layer is None else request.layer
+    if request.what == "step":  # the selection may be an encoder layer the decoder does not have
+        layer = min(layer, last)
+    if request.what == "head":
+        return head_figure(trace, kind, layer, request.head)
+    if request.what == "grid":
+        return grid_figure(trace, kind)
+    return step_figure(trace, request.step, layer, request.head)
 
 
 # --- saving ---

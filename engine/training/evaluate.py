@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.decoding import DecodingOptions
-from engine.training.train import read_pairs
+from engine.training.data import read_pairs
 from engine.translator import Translator
 
 # the column each language has in the project's Tatoeba files (French<TAB>English)

@@ -36,15 +36,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.render.labels import display_piece, format_number
+from engine.render.walkthrough import all_whole, folded_indices, walkthrough_title
 from engine.walkthrough import (
     ByHandExample,
     ByHandResult,
     Walkthrough,
-    all_whole,
     default_by_hand_example,
-    display_piece,
-    folded_indices,
-    format_number,
     shortcut_divisor,
     work_by_hand,
 )
@@ -555,7 +553,7 @@ class WalkthroughView(QWidget):
             self.stack.setCurrentIndex(0)
             return
         self.title.setText(
-            f"<b>{rich(f'{w.model_name}: {w.title}')}</b><br>{rich(f'd_model = {w.d_model}, d_k = {w.d_k}')}"
+            f"<b>{rich(f'{w.model_name}: {walkthrough_title(w)}')}</b><br>{rich(f'd_model = {w.d_model}, d_k = {w.d_k}')}"
         )
         self.query.blockSignals(True)
         self.query.clear()
@@ -574,7 +572,7 @@ class WalkthroughView(QWidget):
     def export_to(self, path: Path | str) -> str:
         """Write the walkthrough (figure or table, by suffix); returns the message shown to the user."""
         from engine.render.figures import ExportError  # loads matplotlib: only when the user exports
-        from engine.walkthrough import save_walkthrough
+        from engine.render.walkthrough import save_walkthrough
 
         if self.walkthrough is None:
             message = "Nothing to export yet."

@@ -152,7 +152,7 @@ def test_empty_batch_writes_an_empty_npz(export, tmp_path, capsys):
 
 def test_export_runs_headless_in_its_own_process(tiny_model_dir, tmp_path):
     code = (
-        "import sys; from engine.cli.export import main; status = main(sys.argv[1:]); "
+        "import sys; from engine.cli import main; status = main(['export', *sys.argv[1:]]); "
         "qt = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'gui')]; "
         "print('QT', qt, file=sys.stderr); sys.exit(status)"
     )

@@ -16,7 +16,8 @@ from PIL import Image
 import engine.files
 from engine.decoding import DecodingOptions
 from engine.render import figures
-from engine.render.figures import ExportError, display_piece, save_figure
+from engine.render.figures import ExportError, save_figure
+from engine.render.labels import display_piece, select_map
 from engine.trace import Trace
 from engine.translator import TraceOptions, Translator
 
@@ -109,9 +110,9 @@ def test_titles_name_the_model_the_kind_and_the_one_based_layer_and_head(trace):
 
 
 def test_average_is_the_mean_over_heads(trace):
-    average = figures.select_map(trace, "cross", 1, "average")
+    average = select_map(trace, "cross", 1, "average")
     np.testing.assert_allclose(average, trace.cross[1].mean(axis=0))
-    np.testing.assert_array_equal(figures.select_map(trace, "cross", 1, 2), trace.cross[1, 2])
+    np.testing.assert_array_equal(select_map(trace, "cross", 1, 2), trace.cross[1, 2])
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from model_fixtures import tiny_pairs
 
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import Tokenizer
-from engine.training.train import TrainOptions, batch_loss, collate, encode_pairs, make_batches, noam_lr, train
+from engine.training.data import collate, encode_pairs, make_batches, read_pairs
+from engine.training.train import TrainOptions, batch_loss, noam_lr, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(
@@ -50,7 +51,6 @@ def options(data: Path, **overrides) -> TrainOptions:
 
 
 def mean_loss(model: Transformer, tokenizer: Tokenizer, data: Path) -> float:
-    from engine.training.train import read_pairs
 
     examples = encode_pairs(tokenizer, read_pairs(data / "train.tsv", 0, 1), 64)
     model.eval()
@@ -102,7 +102,6 @@ def test_noam_schedule_warms_up_then_decays():
 
 def test_batches_respect_the_token_budget(data):
     from engine.tokenizer import train_sentencepiece
-    from engine.training.train import read_pairs
 
     pairs = read_pairs(data / "train.tsv", 0, 1)
     spm = train_sentencepiece([t for p in pairs for t in p], data / "spm", 100)

@@ -14,21 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from engine.architecture import cache_prefix
 from engine.render.figures import ExportError
-from engine.translator import TraceOptions, Translator
-from engine.walkthrough import (
-    ByHandExample,
-    all_whole,
-    build_walkthrough,
-    default_by_hand_example,
-    folded_indices,
-    format_number,
-    head_parameters,
-    qkv_prefix,
-    save_walkthrough,
-    walkthrough_from_model,
-    work_by_hand,
-)
+from engine.render.labels import format_number
+from engine.render.walkthrough import all_whole, folded_indices, save_walkthrough
+from engine.translator import TraceOptions, Translator, head_parameters
+from engine.walkthrough import ByHandExample, build_walkthrough, default_by_hand_example, work_by_hand
 
 SENTENCE = "Je suis étudiant."
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
@@ -64,8 +55,8 @@ def test_walkthrough_matches_the_models_own_attention(model, request):
     translator, trace = request.getfixturevalue(model)
     kinds = set()
     for kind, layer, head, query in selections(trace):
-        w = walkthrough_from_model(translator.model, trace, kind, layer, head, query)
-        prefix = qkv_prefix(kind, layer)
+        w = translator.walkthrough(trace, kind, layer, head, query)
+        prefix = cache_prefix(kind, layer)
         np.testing.assert_allclose(w.weights, trace.attention(kind)[layer, head, query], **TOLERANCE)
         np.testing.assert_allclose(w.z, trace.qkv[f"{prefix}.z"][head, query], **TOLERANCE)
         np.testing.assert_allclose(w.output, trace.qkv[f"{prefix}.output"][query], **TOLERANCE)
@@ -85,7 +76,7 @@ def test_walkthrough_matches_the_models_own_attention(model, request):
 def test_decoder_self_attention_masks_exactly_the_future(post):
     translator, trace = post
     query = 1
-    w = walkthrough_from_model(translator.model, trace, "dec_self", 0, 0, query)
+    w = translator.walkthrough(trace, "dec_self", 0, 0, query)
     assert list(w.visible) == [j <= query for j in range(len(trace.tgt_pieces))]
     assert np.all(np.isneginf(w.masked[query + 1 :]))
     assert np.all(w.weights[query + 1 :] == 0.0)
@@ -95,12 +86,12 @@ def test_decoder_self_attention_masks_exactly_the_future(post):
 def test_first_layer_reads_embedding_plus_position(post, pre):
     """Post-norm: the first encoder head reads embedding + PE; pre-norm: LayerNorm of it."""
     translator, trace = post
-    w = walkthrough_from_model(translator.model, trace, "enc_self", 0, 0, 1)
+    w = translator.walkthrough(trace, "enc_self", 0, 0, 1)
     np.testing.assert_allclose(w.x_keys, trace.qkv["encoder.embed"], **TOLERANCE)
     assert "positional encoding" in w.query_note and "LayerNorm" not in w.query_note
 
     translator, trace = pre
-    w = walkthrough_from_model(translator.model, trace, "enc_self", 0, 0, 1)
+    w = translator.walkthrough(trace, "enc_self", 0, 0, 1)
     norm = translator.model.encoder_layers[0].sub_attn.norm
     expected = norm(torch.tensor(trace.qkv["encoder.embed"])).detach().numpy()
     np.testing.assert_allclose(w.x_keys, expected, **TOLERANCE)
@@ -122,13 +113,13 @@ def test_head_parameters_are_the_heads_slice_of_the_linear_layers(post):
 def test_bad_selections_raise(post):
     translator, trace = post
     with pytest.raises(ValueError, match="layer index"):
-        walkthrough_from_model(translator.model, trace, "enc_self", 9, 0, 0)
+        translator.walkthrough(trace, "enc_self", 9, 0, 0)
     with pytest.raises(ValueError, match="head index"):
-        walkthrough_from_model(translator.model, trace, "cross", 0, 99, 0)
+        translator.walkthrough(trace, "cross", 0, 99, 0)
     with pytest.raises(ValueError, match="query index"):
-        walkthrough_from_model(translator.model, trace, "cross", 0, 0, 99)
+        translator.walkthrough(trace, "cross", 0, 0, 99)
     with pytest.raises(ValueError, match="attention kind"):
-        walkthrough_from_model(translator.model, trace, "self", 0, 0, 0)
+        translator.walkthrough(trace, "self", 0, 0, 0)
     plain = translator.trace(SENTENCE)
     with pytest.raises(ValueError, match="with_qkv"):
         build_walkthrough(plain, head_parameters(translator.model, "cross", 0, 0), "cross", 0, 0, 0)
@@ -221,7 +212,7 @@ def test_folding_and_formatting():
 
 def test_exports_write_figure_and_tables(post, tmp_path):
     translator, trace = post
-    w = walkthrough_from_model(translator.model, trace, "dec_self", 1, 1, 2)
+    w = translator.walkthrough(trace, "dec_self", 1, 1, 2)
     for name in ("w.png", "w.svg", "w.pdf", "w.csv", "w.json"):
         path = save_walkthrough(w, tmp_path / name)
         assert path.stat().st_size > 0
@@ -239,7 +230,7 @@ def test_exports_write_figure_and_tables(post, tmp_path):
 
 def test_export_errors_are_one_line(post, tmp_path):
     translator, trace = post
-    w = walkthrough_from_model(translator.model, trace, "cross", 0, 0, 0)
+    w = translator.walkthrough(trace, "cross", 0, 0, 0)
     for name in ("missing/w.csv", "missing/w.png", "missing/w.json"):
         with pytest.raises(ExportError, match=r"cannot write .*w\.") as error:
             save_walkthrough(w, tmp_path / name)

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_no_subcommand_means_the_gui():
     args = main.build_parser().parse_args([])
     assert args.command is None and args.model is None and args.device == "auto"
+    assert args.handler is main.run_gui
     args = main.build_parser().parse_args(["--model", "some/dir", "--device", "cpu"])
     assert (args.model, args.device) == ("some/dir", "cpu")
 
@@ -23,7 +24,7 @@ def test_the_gui_subcommand_keeps_options_given_before_it():
     assert (args.command, args.device, args.model) == ("gui", "cpu", None)
     args = main.build_parser().parse_args(["gui", "--model", "m"])
     assert (args.command, args.model, args.device) == ("gui", "m", "auto")
-    assert main.COMMANDS["gui"] is main.run_gui
+    assert args.handler is main.run_gui
 
 
 def test_the_window_paints_without_importing_torch(tmp_path):

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
+from engine.render.walkthrough import folded_indices  # noqa: E402
 from engine.translator import TraceOptions, Translator  # noqa: E402
-from engine.walkthrough import folded_indices, walkthrough_from_model  # noqa: E402
 from gui.views.walkthrough_view import WalkthroughView, table_values  # noqa: E402
 
 KIND, LAYER, HEAD, QUERY = "dec_self", 1, 2, 2
@@ -31,7 +31,7 @@ def traced(tiny_model_dir):
 @pytest.fixture
 def walkthrough(traced):
     translator, trace = traced
-    return walkthrough_from_model(translator.model, trace, KIND, LAYER, HEAD, QUERY)
+    return translator.walkthrough(trace, KIND, LAYER, HEAD, QUERY)
 
 
 @pytest.fixture
