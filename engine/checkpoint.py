@@ -227,8 +227,10 @@ def check_safetensors_header(path: Path) -> int:
 
 
 def load_weights(model: Transformer, path: Path) -> None:
-    """Copy safetensors weights into `model`, checking every name and shape against its config."""
-    check_safetensors_header(path)
+    """Copy safetensors weights into `model`, checking every name and shape against its config.
+
+    The caller has checked the header (`check_safetensors_header`) first.
+    """
     expected = unique_state(model)
     try:
         with safe_open(str(path), framework="pt") as handle:

@@ -1,10 +1,12 @@
 """Property-based fuzzing of the engine with hostile text: it never raises anything but
-EmptyInputError for blank text, and every map's shape agrees with the tokens."""
+EmptyInputError for blank text, and every trace shows the tokens the model read, the text it
+translated and well-formed maps."""
 
 import pytest
 from hostile_text import HOSTILE_PIECES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from trace_checks import assert_trace_of
 
 from engine.translator import EmptyInputError, Translator
 
@@ -25,12 +27,7 @@ def test_any_text_gives_a_consistent_trace_or_a_clear_refusal(translator, text):
     except EmptyInputError:
         assert not text.strip()
         return
-    S, T = len(trace.src_pieces), len(trace.tgt_pieces)
-    assert trace.enc_self.shape[2:] == (S, S)
-    assert trace.dec_self.shape[2:] == (T, T)
-    assert trace.cross.shape[2:] == (T, S)
-    assert trace.src_pieces[-1] == "</s>"
-    assert isinstance(trace.translation, str)
+    assert_trace_of(translator, text, trace)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -38,13 +35,12 @@ def test_any_text_gives_a_consistent_trace_or_a_clear_refusal(translator, text):
 def test_huge_text_is_cut_with_a_notice(translator, text, repeat):
     trace = translator.trace(text * repeat)
     assert trace.truncated
-    assert len(trace.src_pieces) <= translator.cfg.max_positions
+    assert_trace_of(translator, text * repeat, trace)
 
 
 @pytest.mark.parametrize("text", ["\ud800", "caf\udce9", "\ud83d\ude42 le chat"])
 def test_lone_surrogates_are_translated_not_refused_by_the_native_library(translator, text):
     """SentencePiece's binding raised RuntimeError ("Unable to cast Python instance") on them."""
     trace = translator.trace(text)
-    assert trace.enc_self.shape[2:] == (len(trace.src_pieces),) * 2
-    assert trace.src_pieces[-1] == "</s>"
+    assert_trace_of(translator, text, trace)
     trace.source_text.encode("utf-8")  # the Trace keeps the text: `cli --json` printed it and failed

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from model_fixtures import tiny_pairs
+from safetensors.torch import load_file
 
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import Tokenizer
@@ -114,51 +115,19 @@ def test_batches_respect_the_token_budget(data):
 
 
 @pytest.mark.slow
-def test_two_process_torchrun_gloo(data):
+def test_two_process_torchrun_gloo_keeps_the_ranks_equal(data):
+    """Two processes train on different batches; DistributedDataParallel must leave them with one model."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29517",
-        "-m",
-        "engine",
-        "train",
-        "--train",
-        str(data / "train.tsv"),
-        "--dev",
-        str(data / "dev.tsv"),
-        "--out",
-        str(data / "ddp-out"),
-        "--checkpoint-dir",
-        str(data / "ddp-ck"),
-        "--vocab-size",
-        "100",
-        "--d-model",
-        "32",
-        "--d-ff",
-        "64",
-        "--heads",
-        "4",
-        "--encoder-layers",
-        "1",
-        "--decoder-layers",
-        "1",
-        "--max-tokens",
-        "400",
-        "--max-steps",
-        "4",
-        "--dev-sentences",
-        "5",
-        "--no-progress",
-        "--threads",
-        "1",
-    ]
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    script = Path(__file__).with_name("ddp_train.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    result = subprocess.run(
+        [*command, str(script), str(data)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "trained 4 steps" in result.stdout
+    assert result.stdout.count("trained 4 steps") == 2
     assert json.loads((data / "ddp-ck" / "progress.json").read_text())["step"] == 4
+    rank0, rank1 = (load_file(str(data / f"rank{rank}.safetensors")) for rank in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    for name in rank0:
+        torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=f"ranks disagree on {name}")
     assert (data / "ddp-out" / "model.safetensors").exists()
