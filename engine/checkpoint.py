@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from engine.devices import resolve_device
+from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
 from engine.model import ModelConfig, Transformer
 from engine.paths import CONFIG_FILE
@@ -65,6 +65,23 @@ class LoadedModel:
     @property
     def config(self) -> ModelConfig:
         return self.model.cfg
+
+
+def resolve_device(choice: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then MPS, then CPU; an explicit choice that is not available is an error."""
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but CUDA is not available")
+    if choice == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for but MPS is not available")
+    if choice not in DEVICE_CHOICES:
+        raise ValueError(f"unknown device {choice!r}; choose {', '.join(DEVICE_CHOICES)}")
+    return torch.device(choice)
 
 
 def unique_state(model: Transformer) -> dict[str, torch.Tensor]:

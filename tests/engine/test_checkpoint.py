@@ -8,8 +8,7 @@ import pytest
 import torch
 from broken_model_builders import BREAKERS, Payload, break_lying_sizes, payload_marker, variant_name
 
-from engine.checkpoint import ModelLoadError, load_model
-from engine.devices import resolve_device
+from engine.checkpoint import ModelLoadError, load_model, resolve_device
 from engine.translator import Translator
 
 
