@@ -152,5 +152,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"BLEU     {result.bleu.score:.2f}   {result.bleu_signature}")
     print(f"chrF     {result.chrf.score:.2f}   {result.chrf_signature}")
+    degenerate = result.degenerate
+    lines = f" (lines {', '.join(str(i + 1) for i in degenerate[:10])})" if degenerate else ""
+    print(f"repeats  {len(degenerate)} outputs repeat a character 6+ or a word 4+ times{lines}")
     print(f"time     {seconds:.1f} s on {translator.device}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,14 @@ from engine.translator import Translator
 
 # the column each language has in the project's Tatoeba files (French<TAB>English)
 LANGUAGE_COLUMNS = {"fr": 0, "en": 1}
+# a degenerate output: a character 6+ times in a row ("mahhhhhh"), or a word 4+ times ("votre votre votre votre")
+REPEATED_CHARACTER = re.compile(r"(.)\1{5,}")
+REPEATED_WORD = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)
+
+
+def is_degenerate(text: str) -> bool:
+    """True for the repetition loops a weak model falls into; the Tatoeba references have none."""
+    return bool(REPEATED_CHARACTER.search(text) or REPEATED_WORD.search(text))
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,11 @@ class Evaluation:
     chrf: Any  # sacrebleu.metrics.CHRFScore
     bleu_signature: str
     chrf_signature: str
+
+    @property
+    def degenerate(self) -> list[int]:
+        """0-based indices of the outputs that repeat a character 6+ or a word 4+ times in a row."""
+        return [i for i, text in enumerate(self.hypotheses) if is_degenerate(text)]
 
 
 def evaluate(

@@ -95,3 +95,14 @@ def test_evaluate_prints_scores_and_signatures(tiny_model_dir, tmp_path):
     result = run("evaluate", "--model", tiny_model_dir, "--test", test)
     assert result.returncode == 0, result.stderr
     assert "BLEU" in result.stdout and "nrefs:1|case:mixed" in result.stdout and "chrF" in result.stdout
+
+
+def test_degenerate_outputs_are_repetition_loops_only():
+    from engine.training.evaluate import is_degenerate
+
+    assert is_degenerate("Je votre votre votre votre aide.")
+    assert is_degenerate("jouer du mahhhhhhhhh")
+    assert is_degenerate("Non, non, non, non !")
+    assert not is_degenerate("Non, non, non !")  # three times is still a sentence
+    assert not is_degenerate("Il est très, très fatigué.")
+    assert not is_degenerate("Appelle le 555-1111.") and not is_degenerate("Zzzzz.")
