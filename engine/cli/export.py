@@ -33,6 +33,8 @@ from engine.render.request import FIGURES, FigureRequest
 from engine.trace import Trace
 
 FORMATS = ("png", "svg", "pdf")
+ANIMATION = "animation"  # --what animation: one frame per decoder step, as .gif or .mp4
+ANIMATION_FORMATS = ("gif", "mp4")
 BATCH_SCHEMA = "attention-studio-trace-batch"
 BATCH_SCHEMA_VERSION = 1
 
@@ -54,10 +56,11 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=Path, metavar="FILE", help="one sentence per line ('-' for stdin)")
     parser.add_argument(
         "--what",
-        choices=FIGURES,
+        choices=(*FIGURES, ANIMATION),
         default="head",
         help="head: one map (default); grid: every layer and head of --kind; positional: the positional "
-        "encodings; step: one decoder step's candidates and attention rows (--step, --layer, --head)",
+        "encodings; step: one decoder step's candidates and attention rows (--step, --layer, --head); "
+        "animation: the decoding, one frame per step (.gif, or .mp4 with imageio-ffmpeg)",
     )
     parser.add_argument("--kind", choices=ATTENTION_KINDS, default="cross", help="which attention (default: cross)")
     parser.add_argument("--layer", type=int, help="layer, numbered from 1 (default: the last layer)")
@@ -65,13 +68,16 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "--head", default="average", help="head, numbered from 1, or 'average' for the mean over heads (default)"
     )
     parser.add_argument("--step", type=int, default=1, help="decoder step for --what step, numbered from 1")
-    parser.add_argument("--format", choices=FORMATS, help="figure format (default: from --out's suffix, else png)")
+    parser.add_argument(
+        "--format", choices=FORMATS + ANIMATION_FORMATS, help="file format (default: from --out's suffix, else png/gif)"
+    )
     parser.add_argument("--out", type=Path, help="figure file (default: attention-WHAT.FORMAT)")
     parser.add_argument("--out-dir", type=Path, help="folder for --batch figures (created if missing)")
     parser.add_argument("--trace", type=Path, help="also save the trace data: .npz or .json (batch: one .npz)")
     parser.add_argument("--dpi", type=float, help="PNG resolution in dots per inch (default 200)")
-    parser.add_argument("--width", type=int, help="PNG width in pixels (the figure scales to fit)")
-    parser.add_argument("--height", type=int, help="PNG height in pixels")
+    parser.add_argument("--width", type=int, help="PNG or animation width in pixels (the figure scales to fit)")
+    parser.add_argument("--height", type=int, help="PNG or animation height in pixels")
+    parser.add_argument("--fps", type=float, default=1.0, help="animation frames (decoder steps) per second")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--top-k", type=int, default=5, help="candidates recorded per decoder step")
@@ -114,8 +120,10 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name} must be at least 1 pixel, got {value}")
     if args.dpi is not None and (args.width or args.height):
         raise UsageError("give --dpi or --width/--height, not both")
-    if (args.width or args.height) and figure_format(args) != "png":
-        raise UsageError("--width and --height apply to PNG; SVG and PDF are vector formats")
+    if (args.width or args.height) and figure_format(args) not in ("png", *ANIMATION_FORMATS):
+        raise UsageError("--width and --height apply to PNG and animations; SVG and PDF are vector formats")
+    if args.fps <= 0:
+        raise UsageError(f"--fps must be positive, got {args.fps:g}")
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
     if args.trace is not None and args.trace.suffix not in ((".npz",) if args.batch else (".npz", ".json")):
@@ -124,13 +132,17 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def figure_format(args: argparse.Namespace) -> str:
-    """--format, else --out's suffix, else png; a disagreement between the two is an error."""
+    """--format, else --out's suffix, else png (gif for an animation); a disagreement is an error."""
+    allowed = ANIMATION_FORMATS if args.what == ANIMATION else FORMATS
     suffix = args.out.suffix.lower().lstrip(".") if args.out is not None else ""
     if args.format and suffix and suffix != args.format:
         raise UsageError(f"--format {args.format} disagrees with --out {args.out}")
-    if not args.format and suffix and suffix not in FORMATS:
-        raise UsageError(f"--out {args.out}: the figure name must end with .png, .svg or .pdf")
-    return args.format or suffix or "png"
+    chosen = args.format or suffix or allowed[0]
+    if chosen not in allowed:
+        names = " or ".join(f".{f}" for f in allowed)
+        what = "an animation" if args.what == ANIMATION else "a figure"
+        raise UsageError(f"--out {args.out or chosen}: {what} is written as {names}")
+    return chosen
 
 
 def parse_selection(args: argparse.Namespace) -> FigureRequest:
@@ -150,7 +162,7 @@ def check_against_model(selection: FigureRequest, cfg) -> None:
     """Layer and head ranges against the model's config, with messages in the command line's numbering."""
     if selection.what in ("grid", "positional"):
         return  # these draw every layer and head
-    kind = "cross" if selection.what == "step" else selection.kind
+    kind = "cross" if selection.what in ("step", ANIMATION) else selection.kind
     stack = stack_of(kind)
     n_layers = cfg.n_encoder_layers if stack == "encoder" else cfg.n_decoder_layers
     if selection.layer is not None and not 0 <= selection.layer < n_layers:
@@ -192,11 +204,27 @@ def pixel_size(fig, width: int | None, height: int | None) -> tuple[int, int] | 
 def write_figure(trace: Trace, selection: FigureRequest, path: Path, args: argparse.Namespace) -> None:
     from engine.render.figures import ExportError, build_figure, save_figure  # matplotlib loads here
 
-    fig = build_figure(trace, selection)
     try:
+        if selection.what == ANIMATION:
+            write_animation(trace, selection, path, args)
+            return
+        fig = build_figure(trace, selection)
         save_figure(fig, path, dpi=args.dpi, size_px=pixel_size(fig, args.width, args.height))
     except ExportError as error:
         raise RuntimeFailure(str(error)) from None
+
+
+def write_animation(trace: Trace, selection: FigureRequest, path: Path, args: argparse.Namespace) -> None:
+    from engine.render.animation import DEFAULT_SIZE, save_animation
+
+    width, height = DEFAULT_SIZE
+    if args.width and not args.height:  # the other side keeps the default frame's proportions
+        width, height = args.width, round(args.width * height / width)
+    elif args.height and not args.width:
+        width, height = round(args.height * width / height), args.height
+    elif args.width and args.height:
+        width, height = args.width, args.height
+    save_animation(trace, path, selection.layer, selection.head, fps=args.fps, size=(width, height))
 
 
 def save_trace(trace: Trace, path: Path) -> None:

@@ -164,11 +164,11 @@ def _sentence_line(trace: Trace) -> str:
     return f"“{trace.source_text}” → “{trace.translation}”"
 
 
-def _suptitle(fig: Figure, text: str, width_inches: float) -> None:
+def suptitle(fig: Figure, text: str, width_inches: float) -> None:
     fig.suptitle(_wrap(text, width_inches, TITLE_FONT), parse_math=False)
 
 
-def _title_height(text: str, width_inches: float) -> float:
+def title_height(text: str, width_inches: float) -> float:
     lines = _wrap(text, width_inches, TITLE_FONT).count("\n") + 1
     return 0.25 + lines * TITLE_FONT * 1.3 / 72
 
@@ -184,7 +184,7 @@ def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
         map_w, map_h = max(MIN_MAP, len(cols) * CELL), max(MIN_MAP, len(rows) * CELL)
         width = max(5.5, map_w + _label_width(rows) + 1.4)  # + y label, colour bar
         title = f"{trace.model_name}: {selection_title(trace, kind, layer, head)}\n{_sentence_line(trace)}"
-        height = map_h + _label_width(cols) + 0.5 + _title_height(title, width)
+        height = map_h + _label_width(cols) + 0.5 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.add_subplot()
         image = _heatmap(ax, weights, kind)
@@ -192,7 +192,7 @@ def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
         ax.set_ylabel(AXIS_NAMES[kind][0])
         ax.set_xlabel(AXIS_NAMES[kind][1])
         fig.colorbar(image, ax=ax, label="attention weight", shrink=min(1.0, 3.0 / map_h), aspect=25)
-        _suptitle(fig, title, width)
+        suptitle(fig, title, width)
         return fig
 
 
@@ -211,7 +211,7 @@ def grid_figure(trace: Trace, kind: str) -> Figure:
             f"{trace.model_name}: {KIND_LABELS[kind].name}, every layer and head (numbered from 1)\n"
             f"rows: {query_name}, columns: {key_name}\n{_sentence_line(trace)}"
         )
-        height = n_layers * (map_h + 0.2) + 0.6 + _title_height(title, width)
+        height = n_layers * (map_h + 0.2) + 0.6 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         axes = fig.subplots(n_layers, n_heads + 1, squeeze=False)
         for layer in range(n_layers):
@@ -226,7 +226,7 @@ def grid_figure(trace: Trace, kind: str) -> Figure:
                 if column == 0:
                     ax.set_ylabel(f"layer {layer + 1}")
         fig.colorbar(image, ax=axes, label="attention weight", shrink=min(1.0, 2.5 / (n_layers * map_h + 0.1)))
-        _suptitle(fig, title, width)
+        suptitle(fig, title, width)
         return fig
 
 
@@ -250,12 +250,12 @@ def positional_figure(
         n_pos = table.shape[0]
         map_h = max(MIN_MAP, n_pos * CELL) if labels else max(2.5, min(6.0, n_pos * 0.08))
         width = 8.0
-        height = map_h + 2.6 + _title_height(title, width)
+        height = map_h + 2.6 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         heat_ax, curve_ax = fig.subplots(2, 1, height_ratios=[map_h, 2.0])
         _positional_heatmap(fig, heat_ax, table, labels, map_h)
         _positional_curves(curve_ax, table)
-        _suptitle(fig, title, width)
+        suptitle(fig, title, width)
         return fig
 
 
@@ -301,22 +301,22 @@ def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
         )
         k = trace.topk_probs.shape[1]
         bars_h = 1.6 + _label_width(trace.src_pieces + trace.tgt_pieces[: step + 1])
-        height = k * 0.25 + 0.8 + 2 * bars_h + _title_height(title, width)
+        height = k * 0.25 + 0.8 + 2 * bars_h + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         top_ax, cross_ax, self_ax = fig.subplots(3, 1, height_ratios=[k * 0.25 + 0.8, bars_h, bars_h])
-        _topk_bars(top_ax, trace, step)
+        topk_bars(top_ax, trace, step)
         cross_row = select_map(trace, "cross", layer, head)[step]
-        _row_bars(
+        row_bars(
             cross_ax, cross_row, trace.src_pieces, f"{KIND_LABELS['cross'].name} of step {step + 1} over the source"
         )
         self_row = select_map(trace, "dec_self", layer, head)[step, : step + 1]  # later keys are masked
         self_title = f"{KIND_LABELS['dec_self'].name} of step {step + 1} over the decoder input so far"
-        _row_bars(self_ax, self_row, trace.tgt_pieces[: step + 1], self_title)
-        _suptitle(fig, title, width)
+        row_bars(self_ax, self_row, trace.tgt_pieces[: step + 1], self_title)
+        suptitle(fig, title, width)
         return fig
 
 
-def _topk_bars(ax: Axes, trace: Trace, step: int) -> None:
+def topk_bars(ax: Axes, trace: Trace, step: int) -> None:
     probs = trace.topk_probs[step]
     pieces = display_pieces(trace.topk_pieces[step])
     chosen = int(trace.out_ids[step])
@@ -332,7 +332,7 @@ def _topk_bars(ax: Axes, trace: Trace, step: int) -> None:
     ax.set_title(f"the {len(probs)} most probable next pieces (dark: the one chosen)")
 
 
-def _row_bars(ax: Axes, weights: np.ndarray, pieces: Sequence[str], title: str) -> None:
+def row_bars(ax: Axes, weights: np.ndarray, pieces: Sequence[str], title: str) -> None:
     positions = np.arange(len(weights))
     ax.bar(positions, weights, color="#2171b5", width=0.8)
     ax.set_xticks(positions, display_pieces(pieces), fontsize=LABEL_FONT, parse_math=False, rotation=90)

@@ -1,8 +1,8 @@
 """What a wheel holds and where an installed app finds its models."""
 
+import os
 from pathlib import Path
 
-import os
 import tomllib
 
 from engine import paths
