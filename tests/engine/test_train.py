@@ -131,3 +131,28 @@ def test_two_process_torchrun_gloo_keeps_the_ranks_equal(data):
     for name in rank0:
         torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=f"ranks disagree on {name}")
     assert (data / "ddp-out" / "model.safetensors").exists()
+
+
+def test_the_training_log_draws_as_a_curve(tmp_path):
+    from PIL import Image
+
+    from engine.training.curve import save_training_curve
+    from engine.training.train import log_csv
+
+    history = [
+        {
+            "step": s,
+            "epoch": 0,
+            "elapsed_min": s / 10,
+            "lr": "1e-4",
+            "train_loss": 3 - s / 1000,
+            "dev_bleu": 20 + s / 100,
+            "checkpoint": "single",
+        }
+        for s in (400, 800, 1200)
+    ]
+    history.append({**history[-1], "dev_bleu": 33.0, "checkpoint": "average of last 3"})
+    (tmp_path / "log.csv").write_bytes(log_csv(history))
+    path = save_training_curve(tmp_path / "log.csv", tmp_path / "curve.png", "tiny")
+    with Image.open(path) as image:
+        assert image.size[0] > 500 and len(image.convert("RGB").getcolors(1 << 16)) > 20
