@@ -58,6 +58,30 @@ class DecoderStepsView(QWidget):
         self.topk_ids = np.zeros(0, dtype=np.int64)
         self.topk_probs = np.zeros(0)
 
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._build_bar())
+        self.output = QLabel()
+        self.output.setWordWrap(True)
+        self.output.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(self.output)
+        layout.addLayout(self._build_grid(), 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(PLAY_MS)
+        self.timer.timeout.connect(self._advance)
+        self.play.toggled.connect(self._on_play)
+        self.back.clicked.connect(lambda: self.move(-1))
+        self.forward.clicked.connect(lambda: self.move(1))
+        self.slider.valueChanged.connect(lambda value: self.view_state.set_step(value - 1))
+        self.candidates.itemClicked.connect(self._on_candidate_clicked)
+        self.reset.clicked.connect(self.resetRequested.emit)
+        view_state.stepChanged.connect(self._render)
+        view_state.selectionChanged.connect(self._render)
+        self._render()
+
+    def _build_bar(self) -> QHBoxLayout:
+        """◀ step, ▶ play, step ▶, the slider over the steps, and the way back from forced tokens."""
         self.back = QPushButton("◀ step")
         self.play = QPushButton("▶ play")
         self.play.setCheckable(True)
@@ -76,10 +100,10 @@ class DecoderStepsView(QWidget):
         bar.addWidget(self.slider, 1)
         bar.addWidget(self.step_label)
         bar.addWidget(self.reset)
+        return bar
 
-        self.output = QLabel()
-        self.output.setWordWrap(True)
-        self.output.setTextFormat(Qt.TextFormat.RichText)
+    def _build_grid(self) -> QGridLayout:
+        """The candidates list, the top-k bars, and the step's two attention rows."""
         self.candidates = QListWidget()
         self.candidates.setToolTip("Click a candidate to force it at this step; decoding continues from there")
         self.candidates.setMaximumWidth(230)
@@ -88,7 +112,6 @@ class DecoderStepsView(QWidget):
         self.self_plot = self._plot("masked self-attention over the output so far")
         self.topk_plot.scene().sigMouseClicked.connect(self._on_topk_clicked)
         self._build_plot_items()
-
         grid = QGridLayout()
         left = QVBoxLayout()
         left.addWidget(QLabel("<b>candidates</b> (click to force)"))
@@ -99,24 +122,7 @@ class DecoderStepsView(QWidget):
         grid.addWidget(self.self_plot, 1, 2)
         grid.setColumnStretch(1, 2)
         grid.setColumnStretch(2, 3)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(bar)
-        layout.addWidget(self.output)
-        layout.addLayout(grid, 1)
-
-        self.timer = QTimer(self)
-        self.timer.setInterval(PLAY_MS)
-        self.timer.timeout.connect(self._advance)
-        self.play.toggled.connect(self._on_play)
-        self.back.clicked.connect(lambda: self.move(-1))
-        self.forward.clicked.connect(lambda: self.move(1))
-        self.slider.valueChanged.connect(lambda value: self.view_state.set_step(value - 1))
-        self.candidates.itemClicked.connect(self._on_candidate_clicked)
-        self.reset.clicked.connect(self.resetRequested.emit)
-        view_state.stepChanged.connect(self._render)
-        view_state.selectionChanged.connect(self._render)
-        self._render()
+        return grid
 
     def _plot(self, title: str) -> pg.PlotWidget:
         plot = pg.PlotWidget()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
@@ -140,6 +140,8 @@ class AttentionLines(QWidget):
 
 
 class HeadView(QWidget):
+    modeChanged = Signal(str)  # "Heatmap" or "Lines", whoever changed it
+
     def __init__(self, view_state: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view_state = view_state
@@ -171,6 +173,7 @@ class HeadView(QWidget):
         layout.addWidget(self.readout)
 
         self.mode.currentIndexChanged.connect(self._show_page)
+        self.mode.currentIndexChanged.connect(lambda index: self.modeChanged.emit(MODES[index]))
         self.heatmap.hovered.connect(self._on_heatmap_hovered)
         view_state.selectionChanged.connect(self._render)
         view_state.tokenChanged.connect(self._on_token_changed)
@@ -183,6 +186,9 @@ class HeadView(QWidget):
 
     def set_mode(self, mode: str) -> None:
         self.mode.setCurrentIndex(MODES.index(mode))
+
+    def current_mode(self) -> str:
+        return MODES[self.mode.currentIndex()]
 
     def _show_page(self) -> None:
         if self.trace is None:

@@ -3,170 +3,32 @@
 Two tabs. "Model" shows an `engine.walkthrough.Walkthrough` (the live model's numbers) in five
 steps from top to bottom; long vectors are folded to their first and last values until "Show every
 value" is ticked. "By hand" is a small editable example with the classroom shortcuts beside the
-exact results. All arithmetic lives in engine/walkthrough.py; this module only puts numbers in cells.
+exact results (gui/views/by_hand.py). All arithmetic lives in engine/walkthrough.py; this module only
+puts numbers in cells.
 """
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QFileDialog,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QScrollArea,
-    QSpinBox,
     QStackedWidget,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.render.labels import display_piece, format_number
-from engine.render.walkthrough import all_whole, folded_indices, walkthrough_title
-from engine.walkthrough import (
-    ByHandExample,
-    ByHandResult,
-    Walkthrough,
-    default_by_hand_example,
-    shortcut_divisor,
-    work_by_hand,
-)
-
-MAX_TABLE_ROWS = 12  # taller tables scroll inside themselves, so one matrix never fills the page
-ELLIPSIS = "…"
-
-
-# --- tables ---
-
-
-class FitTable(QTableWidget):
-    """A read-only (or editable) table as wide as its numbers and as tall as its rows, up to MAX_TABLE_ROWS.
-
-    It reserves room for a horizontal scroll bar only while the window is too narrow for it.
-    """
-
-    def __init__(self, editable: bool = False) -> None:
-        super().__init__()
-        if not editable:
-            self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.verticalHeader().setDefaultSectionSize(22)
-        self.horizontalHeader().setMinimumSectionSize(24)
-
-    def content_width(self) -> int:
-        width = self.verticalHeader().sizeHint().width() + self.horizontalHeader().length() + 2 * self.frameWidth()
-        if self.rowCount() > MAX_TABLE_ROWS:
-            width += self.verticalScrollBar().sizeHint().width()
-        return width
-
-    def fit(self) -> None:
-        self.resizeColumnsToContents()
-        self.setMaximumWidth(self.content_width())
-        self._fit_height()
-
-    def _fit_height(self) -> None:
-        rows = sum(self.rowHeight(r) for r in range(min(self.rowCount(), MAX_TABLE_ROWS)))
-        scroll = self.horizontalScrollBar().sizeHint().height() if self.content_width() > self.width() else 0
-        self.setFixedHeight(self.horizontalHeader().sizeHint().height() + rows + scroll + 2 * self.frameWidth())
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._fit_height()
-
-
-def fill_table(
-    table: FitTable,
-    values: np.ndarray,
-    row_labels: Sequence[str],
-    column_labels: Sequence[str] | None = None,
-    fold_rows: bool = False,
-    fold_columns: bool = False,
-    bold_row: int | None = None,
-) -> None:
-    """Show a 2-D array; folded axes keep their first and last entries around a '…' row or column."""
-    rows = folded_indices(values.shape[0], fold_rows)
-    columns = folded_indices(values.shape[1], fold_columns)
-    if column_labels is None:
-        column_labels = [str(c + 1) for c in range(values.shape[1])]  # dimensions numbered from 1
-    whole = all_whole(values)  # one table, one format: integers stay integers, decimals line up
-    table.clear()
-    table.setRowCount(len(rows))
-    table.setColumnCount(len(columns))
-    table.setVerticalHeaderLabels([ELLIPSIS if r is None else row_labels[r] for r in rows])
-    table.setHorizontalHeaderLabels([ELLIPSIS if c is None else column_labels[c] for c in columns])
-    bold = QFont(table.font())
-    bold.setBold(True)
-    for i, r in enumerate(rows):
-        for j, c in enumerate(columns):
-            text = ELLIPSIS if r is None or c is None else format_number(float(values[r, c]), whole)
-            item = QTableWidgetItem(text)
-            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if r is not None and r == bold_row:
-                item.setFont(bold)
-            table.setItem(i, j, item)
-    table.fit()
-
-
-def table_values(table: QTableWidget) -> list[list[str]]:
-    """Every cell's text, row by row (what the user reads; used by the tests)."""
-    return [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
-
-
-def rich(text: str) -> str:
-    """Plain text to Qt rich text: W^Q → W<sup>Q</sup>, d_model → d<sub>model</sub>, pieces escaped."""
-    text = html.escape(text, quote=False)
-    text = re.sub(r"\^(\w)", r"<sup>\1</sup>", text)
-    return re.sub(r"(?<=[a-zA-ZΣ])_(model|k|j|i|1|H)\b", r"<sub>\1</sub>", text)
-
-
-def note(text: str = "") -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    return label
-
-
-def heading(text: str) -> QLabel:
-    label = QLabel(rich(text))
-    font = label.font()
-    font.setBold(True)
-    font.setPointSizeF(font.pointSizeF() * 1.15)
-    label.setFont(font)
-    label.setContentsMargins(0, 10, 0, 0)
-    return label
-
-
-def titled_grid(cells: list[tuple[str, QWidget]]) -> QGridLayout:
-    """Widgets side by side, each under its title, packed to the top left."""
-    grid = QGridLayout()
-    top_left = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
-    for column, (title, widget) in enumerate(cells):
-        grid.addWidget(QLabel(rich(title)), 0, column, alignment=top_left)
-        grid.addWidget(widget, 1, column, alignment=top_left)
-    grid.setColumnStretch(len(cells), 1)
-    return grid
-
-
-def scroll_page(content: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setWidget(content)
-    return area
-
+from engine.render.walkthrough import walkthrough_title
+from engine.walkthrough import Walkthrough
+from gui.views.by_hand import ByHandView
+from gui.views.tables import FitTable, fill_table, heading, note, rich, scroll_page
 
 # --- the model's walkthrough ---
 
@@ -319,167 +181,6 @@ def key_labels(w: Walkthrough) -> list[str]:
     return [f"{j + 1} {display_piece(p)}" for j, p in enumerate(w.key_pieces)]
 
 
-# --- the by-hand example ---
-
-
-class ByHandView(QWidget):
-    """An editable board example: X, W^Q, W^K, W^V in, exact and shortcut results side by side."""
-
-    INPUTS = ("x", "w_q", "w_k", "w_v")
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.result: ByHandResult | None = None
-        self.inputs: dict[str, FitTable] = {name: FitTable(editable=True) for name in self.INPUTS}
-        self.tables: dict[str, FitTable] = {}
-        self.side_boxes: dict[str, QGroupBox] = {}
-        self.tokens = QSpinBox(minimum=2, maximum=6, value=4)
-        self.width_ = QSpinBox(minimum=2, maximum=4, value=3)
-        self.causal = QCheckBox("Causal mask (as in decoder self-attention)")
-        self.shortcut_scaling = QCheckBox()
-        self.shortcut_exp = QCheckBox("eˣ ≈ 3ˣ")
-        for box in (self.shortcut_scaling, self.shortcut_exp):
-            box.setChecked(True)
-        self.error = note()
-        layout = QVBoxLayout(self)
-        layout.addWidget(
-            note(
-                "A board-sized example: each row of X is a token. Edit any number (double-click a cell); "
-                "every result below follows. The shortcuts are the ones used when working by hand."
-            )
-        )
-        layout.addLayout(self._controls())
-        layout.addLayout(self._input_grid())
-        layout.addLayout(self._products())
-        layout.addLayout(self._sides())
-        layout.addWidget(self.error)
-        layout.addStretch(1)
-        self._load(default_by_hand_example())
-        for widget in (self.causal, self.shortcut_scaling, self.shortcut_exp):
-            widget.toggled.connect(self.recompute)
-        self.tokens.valueChanged.connect(self._resize)
-        self.width_.valueChanged.connect(self._resize)
-        for table in self.inputs.values():
-            table.itemChanged.connect(self.recompute)
-        self.recompute()
-
-    def _controls(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        row.addWidget(QLabel("tokens"))
-        row.addWidget(self.tokens)
-        row.addWidget(QLabel("d_model = d_k"))
-        row.addWidget(self.width_)
-        for box in (self.causal, self.shortcut_scaling, self.shortcut_exp):
-            row.addWidget(box)
-        row.addStretch(1)
-        return row
-
-    def _input_grid(self) -> QGridLayout:
-        titles = ("X (one row per token)", "W^Q", "W^K", "W^V")
-        return titled_grid(list(zip(titles, (self.inputs[name] for name in self.INPUTS), strict=True)))
-
-    def _products(self) -> QGridLayout:
-        names, titles = (
-            ("q", "k", "v", "scores"),
-            ("Q = X W^Q", "K = X W^K", "V = X W^V", "scores Q Kᵀ (row: query, column: key)"),
-        )
-        for name in names:
-            self.tables[name] = FitTable()
-        return titled_grid([(title, self.tables[name]) for name, title in zip(names, titles, strict=True)])
-
-    def _sides(self) -> QHBoxLayout:
-        row = QHBoxLayout()
-        steps = (
-            ("scaled", "scaled scores"),
-            ("exps", "powers"),
-            ("weights", "weights (rows sum to 1)"),
-            ("z", "Z = weights V"),
-        )
-        for side in ("exact", "shortcut"):
-            box = QGroupBox()
-            column = QVBoxLayout(box)
-            for what, title in steps:
-                self.tables[f"{side}.{what}"] = FitTable()
-                column.addWidget(QLabel(title))
-                column.addWidget(self.tables[f"{side}.{what}"])
-            self.side_boxes[side] = box
-            row.addWidget(box)
-        box = QGroupBox("the shortcut's error: shortcut − exact")
-        column = QVBoxLayout(box)
-        for what, title in (("weights", "weights"), ("z", "Z")):
-            self.tables[f"error.{what}"] = FitTable()
-            column.addWidget(QLabel(title))
-            column.addWidget(self.tables[f"error.{what}"])
-        column.addStretch(1)
-        row.addWidget(box)
-        return row
-
-    # --- reading and writing the inputs ---
-
-    def _load(self, example: ByHandExample) -> None:
-        for name in self.INPUTS:
-            self._put_matrix(self.inputs[name], getattr(example, name))
-
-    def _put_matrix(self, table: FitTable, values: np.ndarray) -> None:
-        table.blockSignals(True)  # one recompute after the whole matrix, not one per cell
-        table.setRowCount(values.shape[0])
-        table.setColumnCount(values.shape[1])
-        if table is self.inputs["x"]:
-            table.setVerticalHeaderLabels([f"token {r + 1}" for r in range(values.shape[0])])
-        for r in range(values.shape[0]):
-            for c in range(values.shape[1]):
-                item = QTableWidgetItem()
-                item.setData(Qt.ItemDataRole.EditRole, int(values[r, c]))  # int data: Qt edits it in a spin box
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                table.setItem(r, c, item)
-        table.fit()
-        table.blockSignals(False)
-
-    def _matrix(self, table: QTableWidget) -> np.ndarray:
-        values = [
-            [int(table.item(r, c).data(Qt.ItemDataRole.EditRole) or 0) for c in range(table.columnCount())]
-            for r in range(table.rowCount())
-        ]
-        return np.array(values, dtype=np.float64)
-
-    def example(self) -> ByHandExample:
-        x, w_q, w_k, w_v = (self._matrix(self.inputs[name]) for name in self.INPUTS)
-        return ByHandExample(x, w_q, w_k, w_v, causal=self.causal.isChecked())
-
-    def _resize(self) -> None:
-        """New sizes keep the numbers already typed where they still fit; new cells start at 0."""
-        n, d = self.tokens.value(), self.width_.value()
-        for name, shape in (("x", (n, d)), ("w_q", (d, d)), ("w_k", (d, d)), ("w_v", (d, d))):
-            old = self._matrix(self.inputs[name])
-            new = np.zeros(shape)
-            rows, cols = min(shape[0], old.shape[0]), min(shape[1], old.shape[1])
-            new[:rows, :cols] = old[:rows, :cols]
-            self._put_matrix(self.inputs[name], new)
-        self.recompute()
-
-    # --- results ---
-
-    def recompute(self) -> None:
-        example = self.example()
-        d = example.w_q.shape[1]
-        self.shortcut_scaling.setText(f"÷ √{d} ≈ floor(x / {shortcut_divisor(d)})")
-        result = work_by_hand(example, self.shortcut_scaling.isChecked(), self.shortcut_exp.isChecked())
-        self.result = result
-        tokens = [f"token {i + 1}" for i in range(example.x.shape[0])]
-        for name in ("q", "k", "v", "scores"):
-            fill_table(self.tables[name], getattr(result, name), tokens)
-        for side_name, side in (("exact", result.exact), ("shortcut", result.shortcut)):
-            self.side_boxes[side_name].setTitle(f"{side_name}: {side.label}")
-            for what in ("scaled", "exps", "weights", "z"):
-                fill_table(self.tables[f"{side_name}.{what}"], getattr(side, what), tokens)
-        fill_table(self.tables["error.weights"], result.shortcut.weights - result.exact.weights, tokens)
-        fill_table(self.tables["error.z"], result.shortcut.z - result.exact.z, tokens)
-        self.error.setText(
-            f"The shortcuts' error: largest weight difference {result.max_weight_error:.4f}, "
-            f"largest difference in Z {result.max_z_error:.4f}."
-        )
-
-
 # --- the panel ---
 
 
@@ -488,6 +189,7 @@ class WalkthroughView(QWidget):
 
     # the user picked another query token (index into the query pieces); the owner builds its walkthrough
     queryChosen = Signal(int)
+    exportRequested = Signal(str)  # a file name the user chose in the Export… dialog
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -553,7 +255,8 @@ class WalkthroughView(QWidget):
             self.stack.setCurrentIndex(0)
             return
         self.title.setText(
-            f"<b>{rich(f'{w.model_name}: {walkthrough_title(w)}')}</b><br>{rich(f'd_model = {w.d_model}, d_k = {w.d_k}')}"
+            f"<b>{rich(f'{w.model_name}: {walkthrough_title(w)}')}</b>"
+            f"<br>{rich(f'd_model = {w.d_model}, d_k = {w.d_k}')}"
         )
         self.query.blockSignals(True)
         self.query.clear()
@@ -569,21 +272,10 @@ class WalkthroughView(QWidget):
 
     # --- export ---
 
-    def export_to(self, path: Path | str) -> str:
-        """Write the walkthrough (figure or table, by suffix); returns the message shown to the user."""
-        from engine.render.figures import ExportError  # loads matplotlib: only when the user exports
-        from engine.render.walkthrough import save_walkthrough
-
-        if self.walkthrough is None:
-            message = "Nothing to export yet."
-        else:
-            try:
-                message = f"Saved {save_walkthrough(self.walkthrough, path)}"
-            except ExportError as error:
-                message = str(error)
+    def show_export_message(self, message: str) -> None:
+        """What became of an export of this walkthrough (the window writes it, off the GUI thread)."""
         self.export_status.setText(message)
         self.export_status.show()
-        return message
 
     def _ask_export(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -593,4 +285,4 @@ class WalkthroughView(QWidget):
             "Figure (*.png *.svg *.pdf);;Table (*.csv *.json)",
         )
         if path:
-            self.export_to(path)
+            self.exportRequested.emit(path)

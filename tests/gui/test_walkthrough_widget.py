@@ -17,7 +17,8 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from engine.render.walkthrough import folded_indices  # noqa: E402
 from engine.translator import TraceOptions, Translator  # noqa: E402
-from gui.views.walkthrough_view import WalkthroughView, table_values  # noqa: E402
+from gui.views.tables import table_values  # noqa: E402
+from gui.views.walkthrough_view import WalkthroughView  # noqa: E402
 
 KIND, LAYER, HEAD, QUERY = "dec_self", 1, 2, 2
 
@@ -100,13 +101,21 @@ def test_no_walkthrough_shows_the_placeholder_and_query_choice_is_signalled(pane
     assert panel.stack.currentIndex() == 0
 
 
-def test_export_writes_tables_and_reports_errors(panel, walkthrough, tmp_path):
-    assert panel.export_to(tmp_path / "w.csv") == "Nothing to export yet."
+def test_the_export_button_asks_the_owner_and_shows_its_answer(panel, walkthrough, qtbot, monkeypatch):
+    """The panel writes nothing itself (the window's exporter does, off the GUI thread): it passes the
+    chosen file on and shows what became of it."""
+    from PySide6.QtWidgets import QFileDialog
+
     panel.set_walkthrough(walkthrough)
-    message = panel.export_to(tmp_path / "w.csv")
-    assert message.startswith("Saved") and (tmp_path / "w.csv").read_text(encoding="utf-8").startswith("kind,")
-    message = panel.export_to(tmp_path / "missing" / "w.json")
-    assert message.startswith("cannot write") and panel.export_status.text() == message
+    assert panel.export_button.isEnabled() and not panel.export_status.isVisible()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: ("/somewhere/w.csv", "Table"))
+    with qtbot.waitSignal(panel.exportRequested) as blocker:
+        panel.export_button.click()
+    assert blocker.args == ["/somewhere/w.csv"]
+    panel.show_export_message("cannot write /somewhere/w.csv: No such file or directory")
+    assert panel.export_status.isVisible() and panel.export_status.text().startswith("cannot write")
+    panel.set_walkthrough(walkthrough)  # a new walkthrough: the old message goes
+    assert not panel.export_status.isVisible()
 
 
 # --- by hand ---
