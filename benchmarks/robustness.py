@@ -83,7 +83,7 @@ def fuzz_app(app, window, count: int, rng: random.Random) -> tuple[int, int, int
         if trace is not None and window.source.text().strip():
             mismatches += not shapes_agree(trace)
             cut += trace.truncated
-            silent_cuts += trace.truncated and not window.truncated_notice.isVisible()
+            silent_cuts += trace.truncated and not window.sentence.truncated_notice.isVisible()
     return failures, mismatches, cut, silent_cuts
 
 

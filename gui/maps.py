@@ -16,6 +16,7 @@ from engine.trace import Trace
 AVERAGE = "average"  # the head-average column of the model view
 Head = int | Literal["average"]
 
+KIND_BUTTONS = {"enc_self": "Encoder self", "dec_self": "Decoder self (masked)", "cross": "Encoder → decoder"}
 KIND_TITLES = {
     "enc_self": "Encoder self-attention",
     "dec_self": "Decoder self-attention (masked)",

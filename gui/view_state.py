@@ -1,4 +1,5 @@
-"""The selection the views show: attention kind, layer, head, focused token and decoder step.
+"""The selection the views show: attention kind, layer, head, focused token, decoder step, and the
+decoding the user steered (a forced prefix or a chosen beam node).
 
 Widgets never keep their own copy of these; they read the ViewState and listen to its signals
 (napari's Dims / QtDims split), so a test can drive every view through this object alone.
@@ -6,10 +7,23 @@ Widgets never keep their own copy of these; they read the ViewState and listen t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from PySide6.QtCore import QObject, Signal
 
-from engine.trace import ATTENTION_KINDS
+from engine.trace import ATTENTION_KINDS, Trace
 from gui.maps import AVERAGE, Head, TokenFocus
+
+
+@dataclass(frozen=True)
+class WalkthroughSelection:
+    """The one head and query token the walkthrough works through."""
+
+    kind: str
+    layer: int
+    head: int  # a real head: the walkthrough of the average shows head 1
+    query: int
 
 
 class ViewState(QObject):
@@ -19,6 +33,8 @@ class ViewState(QObject):
     tokenChanged = Signal()
     # the decoder step in focus changed (used by the step-by-step views of later issues)
     stepChanged = Signal()
+    # the forced prefix or the chosen beam node changed: the output to decode is different
+    forcingChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -27,16 +43,20 @@ class ViewState(QObject):
         self.head: Head = 0
         self.token: TokenFocus | None = None
         self.step: int | None = None
+        self.forced_prefix: tuple[int, ...] = ()  # target ids the output must start with
+        self.beam_selection: tuple[int, ...] | None = None  # the beam node whose path is shown (it is forced too)
         # sizes of the model on screen, so that stepping stops at the last layer or head
         self._n_layers = {kind: 1 for kind in ATTENTION_KINDS}
         self._n_heads = 1
+        self.shape_known = False  # no model yet: the counts above are placeholders
 
     # --- sizes ---
 
     def set_model_shape(self, n_layers: dict[str, int], n_heads: int) -> None:
-        """Clamp the selection to a (new) model's layer and head counts."""
-        if (dict(n_layers), n_heads) == (self._n_layers, self._n_heads):
+        """Clamp the selection to a (new) model's layer and head counts (announced even if it stays)."""
+        if self.shape_known and (dict(n_layers), n_heads) == (self._n_layers, self._n_heads):
             return
+        self.shape_known = True
         self._n_layers = dict(n_layers)
         self._n_heads = n_heads
         before = (self.kind, self.layer, self.head)
@@ -92,3 +112,43 @@ class ViewState(QObject):
         if step != self.step:
             self.step = step
             self.stepChanged.emit()
+
+    # --- steering the decoder ---
+
+    def force_prefix(self, prefix: Sequence[int]) -> None:
+        """The output must start with `prefix` (the user chose a candidate); greedy after it."""
+        self._set_forcing(tuple(int(t) for t in prefix), None)
+
+    def choose_beam_node(self, tokens: Sequence[int]) -> None:
+        """Show a beam node's path: its tokens forced, greedy after them."""
+        path = tuple(int(t) for t in tokens)
+        self._set_forcing(path, path)
+
+    def clear_forcing(self) -> None:
+        """Back to the model's own choices (a new sentence or beam size forgets the forced tokens)."""
+        self._set_forcing((), None)
+
+    def _set_forcing(self, prefix: tuple[int, ...], beam_selection: tuple[int, ...] | None) -> None:
+        if (prefix, beam_selection) != (self.forced_prefix, self.beam_selection):
+            self.forced_prefix, self.beam_selection = prefix, beam_selection
+            self.forcingChanged.emit()
+
+    # --- the walkthrough ---
+
+    def walkthrough_selection(self, trace: Trace | None) -> WalkthroughSelection | None:
+        """The head and query the walkthrough shows for `trace`: the selected kind, layer and head (head 1
+        for the average); the query is the focused query token, else the decoder step, else the first
+        piece. None when the trace carries no q/k/v."""
+        if trace is None or trace.qkv is None:
+            return None
+        queries, _ = trace.axis_pieces(self.kind)
+        token = self.token
+        if token is not None and token.side == "query":
+            query = token.index
+        elif self.kind != "enc_self" and self.step is not None:
+            query = self.step
+        else:
+            query = 0
+        head = 0 if self.head == AVERAGE else int(self.head)
+        layer = min(self.layer, trace.n_layers[self.kind] - 1)
+        return WalkthroughSelection(self.kind, layer, head, min(max(query, 0), len(queries) - 1))

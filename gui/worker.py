@@ -306,8 +306,7 @@ class TranslationClient(QObject):
     _walkthroughRequested = Signal(int, object, str, int, int, int)
 
     # to the window
-    traceShown = Signal(object)  # Trace: the newest request's result
-    resultShown = Signal(object)  # TraceResult: the same, with the beam tree and the norms (emitted first)
+    resultShown = Signal(object)  # TraceResult of the newest request: the trace, its beam tree and norms
     walkthroughShown = Signal(object)  # Walkthrough of the newest walkthrough request
     walkthroughFailed = Signal(str)
     emptyShown = Signal()
@@ -407,7 +406,6 @@ class TranslationClient(QObject):
             return  # a newer request is on its way: never show a stale result
         self._pending_request = None
         self.resultShown.emit(result)
-        self.traceShown.emit(result.trace)
         self.answered.emit()
 
     @Slot(int, object)

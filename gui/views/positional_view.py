@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.positional import sinusoidal_table
+from gui.export import PositionalParams
 from gui.theme import style_plot
 from gui.views.heatmap import Heatmap
 
@@ -62,55 +63,10 @@ class PositionalView(QWidget):
         self.positional_norms = np.zeros(0)
         self.table = np.zeros((0, 0))
         self.row_labels: list[str] = []
+        self.shown_dimensions: list[int] = []
 
-        self.explore = QCheckBox("Explore (edit base and d_model)")
-        self.base = QDoubleSpinBox()
-        self.base.setRange(1.01, 1e9)
-        self.base.setDecimals(1)
-        self.base.setValue(10000.0)
-        self.base.setPrefix("base ")
-        self.width_box = QSpinBox()
-        self.width_box.setRange(2, 2048)
-        self.width_box.setValue(16)
-        self.width_box.setPrefix("d_model ")
-        self.positions = QSpinBox()
-        self.positions.setRange(4, 1024)
-        self.positions.setValue(EXPLORE_POSITIONS)
-        self.positions.setPrefix("positions ")
-        self.dimensions = QLineEdit()
-        self.dimensions.setPlaceholderText("dimensions, e.g. 0, 1, 8")
-        self.dimensions.setToolTip("Dimensions to draw as curves across positions (comma separated)")
-        self.dimensions.setMaximumWidth(200)
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
-
-        controls = QHBoxLayout()
-        controls.addWidget(self.explore)
-        for widget in (self.base, self.width_box, self.positions):
-            controls.addWidget(widget)
-        controls.addSpacing(12)
-        controls.addWidget(QLabel("curves of dimensions:"))
-        controls.addWidget(self.dimensions)
-        controls.addStretch(1)
-
-        self.heatmap = Heatmap()
-        self.heatmap.colorbar.setLevels(low=-1.0, high=1.0)
-        self.heatmap.colorbar.setColorMap(pg.colormap.get("CET-D1"))
-        self.curves = pg.PlotWidget()
-        self.curves.setMenuEnabled(False)
-        self.curves.setLabel("bottom", "position")
-        self.curves.setTitle("values of chosen dimensions across positions")
-        self.norms = pg.PlotWidget()
-        self.norms.setMenuEnabled(False)
-        self.norms.setTitle("‖embedding × √d‖ (blue) and ‖positional row‖ (orange) per source piece")
-        self.similarity = Heatmap()
-        self.similarity.colorbar.setLevels(low=-1.0, high=1.0)
-        self.similarity.colorbar.setColorMap(pg.colormap.get("CET-D1"))
-        self.values = QTableWidget(TABLE_SIZE, TABLE_SIZE)
-        self.values.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.values.setMaximumWidth(330)
-        self.values.setMaximumHeight(160)
-
+        controls = self._build_controls()
+        self._build_plots()
         left = QVBoxLayout()
         left.addWidget(self._titled("encodings (positions × dimensions)", self.heatmap), 1)
         left.addWidget(self._titled("similarity between positions (PE·PEᵀ)", self.similarity), 1)
@@ -136,6 +92,55 @@ class PositionalView(QWidget):
         self.dimensions.editingFinished.connect(self._render)
         self._on_explore(False)
         self._apply_palette()
+
+    def _build_controls(self) -> QHBoxLayout:
+        self.explore = QCheckBox("Explore (edit base and d_model)")
+        self.base = QDoubleSpinBox()
+        self.base.setRange(1.01, 1e9)
+        self.base.setDecimals(1)
+        self.base.setValue(10000.0)
+        self.base.setPrefix("base ")
+        self.width_box = QSpinBox()
+        self.width_box.setRange(2, 2048)
+        self.width_box.setValue(16)
+        self.width_box.setPrefix("d_model ")
+        self.positions = QSpinBox()
+        self.positions.setRange(4, 1024)
+        self.positions.setValue(EXPLORE_POSITIONS)
+        self.positions.setPrefix("positions ")
+        self.dimensions = QLineEdit()
+        self.dimensions.setPlaceholderText("dimensions, e.g. 0, 1, 8")
+        self.dimensions.setToolTip("Dimensions to draw as curves across positions (comma separated)")
+        self.dimensions.setMaximumWidth(200)
+        controls = QHBoxLayout()
+        controls.addWidget(self.explore)
+        for widget in (self.base, self.width_box, self.positions):
+            controls.addWidget(widget)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("curves of dimensions:"))
+        controls.addWidget(self.dimensions)
+        controls.addStretch(1)
+        return controls
+
+    def _build_plots(self) -> None:
+        self.heatmap = Heatmap()
+        self.similarity = Heatmap()
+        for heatmap in (self.heatmap, self.similarity):
+            heatmap.colorbar.setLevels(low=-1.0, high=1.0)
+            heatmap.colorbar.setColorMap(pg.colormap.get("CET-D1"))
+        self.curves = pg.PlotWidget()
+        self.curves.setMenuEnabled(False)
+        self.curves.setLabel("bottom", "position")
+        self.curves.setTitle("values of chosen dimensions across positions")
+        self.norms = pg.PlotWidget()
+        self.norms.setMenuEnabled(False)
+        self.norms.setTitle("‖embedding × √d‖ (blue) and ‖positional row‖ (orange) per source piece")
+        self.values = QTableWidget(TABLE_SIZE, TABLE_SIZE)
+        self.values.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.values.setMaximumWidth(330)
+        self.values.setMaximumHeight(160)
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
 
     @staticmethod
     def _titled(title: str, widget: QWidget) -> QWidget:
@@ -198,17 +203,30 @@ class PositionalView(QWidget):
 
     # --- what is shown ---
 
+    def exploring(self) -> bool:
+        return self.explore.isChecked()
+
+    def has_table(self) -> bool:
+        """Something to draw (and to export): a sentence's rows, or a closed form."""
+        return self.table.size > 0
+
+    def closed_form(self) -> PositionalParams | None:
+        """The closed form on screen (explore mode, or no sentence yet), None while it shows a sentence's rows."""
+        if self.explore.isChecked():
+            return PositionalParams(self.width_box.value(), self.positions.value(), self.base.value())
+        if self.trace is None and self.d_model:
+            return PositionalParams(self.d_model, EXPLORE_POSITIONS, self.model_base)
+        return None
+
     def current_table(self) -> tuple[np.ndarray, list[str]]:
         """The table on screen and its row labels: the sentence's rows, or the closed form in explore mode."""
-        if self.explore.isChecked():
-            n = self.positions.value()
-            return sinusoidal_table(n, self.width_box.value(), self.base.value()), [str(i) for i in range(n)]
+        closed = self.closed_form()
+        if closed is not None:
+            table = sinusoidal_table(closed.n_positions, closed.d_model, closed.base)
+            return table, [str(i) for i in range(closed.n_positions)]
         if self.trace is not None:
             labels = [f"{i} {p}" for i, p in enumerate(self.trace.src_pieces)]
             return np.asarray(self.trace.positional, dtype=np.float64), labels
-        if self.d_model:
-            n = EXPLORE_POSITIONS
-            return sinusoidal_table(n, self.d_model, self.model_base), [str(i) for i in range(n)]
         return np.zeros((0, 0)), []
 
     def table_values(self) -> np.ndarray:

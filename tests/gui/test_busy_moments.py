@@ -1,7 +1,7 @@
 """Busy moments: closing, switching model and exporting while a translation runs in the worker.
 
 The worker is made slow by wrapping Translator.trace, so each action lands while a request is in
-flight. Each test asserts: no exception (pytest-qt fails a test on one raised in a slot), no Qt
+flight (checked after the action: the worker is still inside trace). Each test asserts: no exception (pytest-qt fails a test on one raised in a slot), no Qt
 warning (read from qtlog, besides the suite-wide qt_log_level_fail), no QThread left running, and
 for exports a complete file with no temporary file beside it.
 """
@@ -24,19 +24,35 @@ TIMEOUT_MS = 60_000
 SLOW_S = 0.6  # long enough for the GUI thread to act while the worker is inside trace()
 
 
+class SlowWorker:
+    """Events the slowed Translator.trace sets in the worker thread: on entering and on leaving."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.finished = threading.Event()
+
+    def inside_trace(self) -> bool:
+        """The worker is computing a trace now: what the GUI thread does meanwhile lands mid-request."""
+        return self.started.is_set() and not self.finished.is_set()
+
+
 @pytest.fixture
 def slow_worker(monkeypatch):
-    """Translator.trace sleeps first; `started` is set when a call has begun (in the worker thread)."""
-    started = threading.Event()
+    """Translator.trace sleeps first, so that the GUI thread can act while a request is in flight."""
+    worker = SlowWorker()
     original = Translator.trace
 
     def slow_trace(self, text, *args, **kwargs):
-        started.set()
-        time.sleep(SLOW_S)
-        return original(self, text, *args, **kwargs)
+        worker.finished.clear()
+        worker.started.set()
+        try:
+            time.sleep(SLOW_S)
+            return original(self, text, *args, **kwargs)
+        finally:
+            worker.finished.set()
 
     monkeypatch.setattr(Translator, "trace", slow_trace)
-    return started
+    return worker
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +74,15 @@ def show(qtbot, window, text: str) -> Trace:
     return window.trace
 
 
-def start_slow_translation(qtbot, window, started: threading.Event, text: str) -> None:
-    started.clear()
+def start_slow_translation(qtbot, window, worker: SlowWorker, text: str) -> None:
+    worker.started.clear()
     window.source.setText(text)
-    qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
-    assert window.client.translating
+    qtbot.waitUntil(worker.started.is_set, timeout=TIMEOUT_MS)
 
 
 def test_closing_while_translating_with_more_requests_queued(make_window, qtbot, qtlog, slow_worker):
     window = make_window()
-    window.tabs.setCurrentWidget(window.walkthrough_panel)  # a walkthrough request follows every trace
+    window.tabs.setCurrentWidget(window.walkthrough_view)  # a walkthrough request follows every trace
     show(qtbot, window, "je suis étudiant")
     shown = []
     window.traceDisplayed.connect(shown.append)
@@ -76,6 +91,7 @@ def test_closing_while_translating_with_more_requests_queued(make_window, qtbot,
         window.source.setText(text)
         window.request_translation()
     window.load_model(window.client.model.directory)  # a reload queued too
+    assert slow_worker.inside_trace()  # all of it while the first request runs
     assert window.close()
     assert not window.client.thread.isRunning() and window.client.thread.isFinished()
     qtbot.wait(2 * int(SLOW_S * 1000))  # any late signal must be dropped quietly
@@ -91,6 +107,7 @@ def test_switching_model_while_translating_ends_on_the_new_model(
     window.view_state.select(kind="cross", layer=2, head=3)  # beyond the new model's 1 layer and 2 heads
     start_slow_translation(qtbot, window, slow_worker, "il mange une pomme")
     window.load_model(wider_model_dir)
+    assert slow_worker.inside_trace()
     # while the new model loads and translates, the user keeps moving through layers and heads
     for _ in range(6):
         window.view_state.step_layer(1)
@@ -150,11 +167,15 @@ def test_exporting_while_translating_writes_complete_files(make_window, qtbot, q
         "step": tmp_path / "step.pdf",
         "trace": tmp_path / "trace.npz",
     }
+    errors = []
+    window.exporter.finished.connect(lambda job, error: errors.append(error))
     for what, path in paths.items():
-        assert window.export_to(what, path), window.statusBar().currentMessage()
+        window.export_to(what, path)
     json_path = tmp_path / "trace.json"
-    assert window.export_to("trace", json_path)
-    assert window.client.translating  # all of it happened while the worker was busy
+    window.export_to("trace", json_path)
+    assert slow_worker.inside_trace()  # handed over at once: the GUI thread never waited for a file
+    qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT_MS)
+    assert errors == [""] * 5
     assert not QImage(str(paths["head"])).isNull()
     assert paths["grid"].read_bytes().rstrip().endswith(b"</svg>")
     assert paths["step"].read_bytes().rstrip().endswith(b"%%EOF")
@@ -163,7 +184,9 @@ def test_exporting_while_translating_writes_complete_files(make_window, qtbot, q
     assert_no_temporary_files(tmp_path)
     after = show(qtbot, window, "elle lit un livre")
     assert after.source_text != before.source_text
-    assert window.export_to("trace", paths["trace"])  # overwriting in place is atomic too
+    window.export_to("trace", paths["trace"])  # overwriting in place is atomic too
+    qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT_MS)
+    assert errors[-1] == ""
     np.testing.assert_array_equal(Trace.load(paths["trace"]).cross, after.cross)
     assert_no_temporary_files(tmp_path)
     assert window.close()
@@ -175,8 +198,9 @@ def test_exporting_then_closing_at_once_while_translating(make_window, qtbot, qt
     window = make_window()
     show(qtbot, window, "le chien dort")
     start_slow_translation(qtbot, window, slow_worker, "la maison est grande")
-    assert window.export_to("grid", tmp_path / "grid.png")
-    assert window.close()
+    window.export_to("grid", tmp_path / "grid.png")
+    assert slow_worker.inside_trace() and window.exporting
+    assert window.close()  # the export asked for is still written
     assert not window.client.thread.isRunning()
     assert not QImage(str(tmp_path / "grid.png")).isNull()
     assert_no_temporary_files(tmp_path)

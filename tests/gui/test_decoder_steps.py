@@ -1,4 +1,4 @@
-"""Issue 5 in the window: positional encodings, the decoder timeline, forcing a token, beam search."""
+"""Issue 5 in the window: positional encodings, the decoder steps, forcing a token, beam search."""
 
 from __future__ import annotations
 
@@ -28,54 +28,54 @@ def wait_for_new_trace(qtbot, window, before) -> None:
     qtbot.waitUntil(lambda: window.trace is not None and window.trace is not before, timeout=TIMEOUT_MS)
 
 
-# --- the decoder timeline ---
+# --- the decoder steps ---
 
 
 @pytest.mark.parametrize("head", [1, AVERAGE])
-def test_the_timeline_at_step_t_shows_row_t_and_the_steps_top_k(window, qtbot, head):
+def test_the_decoder_steps_at_step_t_show_row_t_and_the_steps_top_k(window, qtbot, head):
     show_sentence(qtbot, window)
-    trace, state, timeline = window.trace, window.view_state, window.timeline
+    trace, state, steps = window.trace, window.view_state, window.decoder_steps
     state.select(layer=2, head=head)
     n = len(trace.tgt_pieces)
-    assert timeline.slider.maximum() == n
+    assert steps.slider.maximum() == n
     for step in range(n):
-        timeline.slider.setValue(step + 1)  # what dragging the slider to t = step + 1 does
+        steps.slider.setValue(step + 1)  # what dragging the slider to t = step + 1 does
         assert state.step == step
         maps = {kind: trace.attention(kind)[2] for kind in ("cross", "dec_self")}
         expected = {k: (m.mean(axis=0) if head == AVERAGE else m[head])[step] for k, m in maps.items()}
-        np.testing.assert_allclose(timeline.cross_row, expected["cross"])
-        np.testing.assert_allclose(timeline.self_row, expected["dec_self"])
-        np.testing.assert_array_equal(timeline.topk_ids, trace.topk_ids[step])
-        np.testing.assert_array_equal(timeline.topk_probs, trace.topk_probs[step])
-        assert timeline.candidates.count() == trace.topk_ids.shape[1]
+        np.testing.assert_allclose(steps.cross_row, expected["cross"])
+        np.testing.assert_allclose(steps.self_row, expected["dec_self"])
+        np.testing.assert_array_equal(steps.topk_ids, trace.topk_ids[step])
+        np.testing.assert_array_equal(steps.topk_probs, trace.topk_probs[step])
+        assert steps.candidates.count() == trace.topk_ids.shape[1]
         # the future is masked: shown as such, not as weight 0
-        np.testing.assert_array_equal(timeline.visible, np.arange(n) <= step)
-        assert f"step {step + 1}/{n}" == timeline.step_label.text()
-        assert f"[{trace.out_pieces[step]}]" in timeline.output.text()
+        np.testing.assert_array_equal(steps.visible, np.arange(n) <= step)
+        assert f"step {step + 1}/{n}" == steps.step_label.text()
+        assert f"[{trace.out_pieces[step]}]" in steps.output.text()
 
     def masked_labels() -> list[str]:
-        items = timeline.self_plot.items()
+        items = steps.self_plot.items()
         return [item.textItem.toPlainText() for item in items if hasattr(item, "textItem") and item.isVisible()]
 
     assert not masked_labels()  # the last step sees every position: nothing is masked
-    timeline.slider.setValue(1)
+    steps.slider.setValue(1)
     assert any(MASKED_TEXT in text for text in masked_labels())
-    assert len(timeline.masked_bars.opts["x"]) == n - 1  # every future position is hatched
+    assert len(steps.masked_bars.opts["x"]) == n - 1  # every future position is hatched
 
 
 def test_the_step_buttons_and_play_move_through_the_steps(window, qtbot):
     show_sentence(qtbot, window)
-    timeline, state = window.timeline, window.view_state
+    steps, state = window.decoder_steps, window.view_state
     state.set_step(0)
-    qtbot.mouseClick(timeline.forward, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(steps.forward, Qt.MouseButton.LeftButton)
     assert state.step == 1
-    qtbot.mouseClick(timeline.back, Qt.MouseButton.LeftButton)
-    qtbot.mouseClick(timeline.back, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(steps.back, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(steps.back, Qt.MouseButton.LeftButton)
     assert state.step == 0
-    timeline.timer.setInterval(10)
-    timeline.play.setChecked(True)
+    steps.timer.setInterval(10)
+    steps.play.setChecked(True)
     last = len(window.trace.tgt_pieces) - 1
-    qtbot.waitUntil(lambda: state.step == last and not timeline.play.isChecked(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: state.step == last and not steps.play.isChecked(), timeout=TIMEOUT_MS)
 
 
 def test_the_head_view_and_the_grid_outline_the_selected_step(window, qtbot):
@@ -100,12 +100,12 @@ def test_forcing_a_candidate_decodes_on_from_the_forced_prefix(window, qtbot, re
     window.view_state.set_step(step)
     rank = next(r for r, t in enumerate(before.topk_ids[step]) if t != before.out_ids[step])
     chosen = int(before.topk_ids[step][rank])
-    window.timeline.force_candidate(rank)  # what clicking the candidate does
+    window.decoder_steps.force_candidate(rank)  # what clicking the candidate does
     wait_for_new_trace(qtbot, window, before)
     after = window.trace
     prefix = (*before.out_ids[:step].tolist(), chosen)
     assert tuple(after.out_ids[: step + 1].tolist()) == prefix
-    assert window.forced_prefix == prefix
+    assert window.view_state.forced_prefix == prefix
     expected = reference.trace(TEXT, TraceOptions(forced_prefix=prefix))
     assert after.translation == expected.translation
     np.testing.assert_allclose(after.cross, expected.cross, atol=1e-6)
@@ -113,14 +113,14 @@ def test_forcing_a_candidate_decodes_on_from_the_forced_prefix(window, qtbot, re
     assert not np.array_equal(after.dec_self[:, :, : step + 2], before.dec_self[:, :, : step + 2])
     np.testing.assert_array_equal(cell_data(window.model_view, 0, 0), after.cross[0, 0])
     np.testing.assert_array_equal(window.head_view.heatmap.image.image, after.cross[0, 0])
-    assert window.timeline.trace is after and window.timeline.forced_length == step + 1
-    assert window.unforce_button.isVisible() and window.timeline.reset.isVisible()
+    assert window.decoder_steps.trace is after and window.decoder_steps.forced_length == step + 1
+    assert window.selection_bar.unforce_button.isVisible() and window.decoder_steps.reset.isVisible()
 
-    qtbot.mouseClick(window.timeline.reset, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.decoder_steps.reset, Qt.MouseButton.LeftButton)
     wait_for_new_trace(qtbot, window, after)
-    assert window.forced_prefix == ()
+    assert window.view_state.forced_prefix == ()
     assert window.trace.translation == before.translation
-    assert not window.unforce_button.isVisible()
+    assert not window.selection_bar.unforce_button.isVisible()
 
 
 def test_typing_forgets_the_forced_tokens(window, qtbot):
@@ -128,9 +128,9 @@ def test_typing_forgets_the_forced_tokens(window, qtbot):
     before = window.trace
     window.force_token(0, int(before.topk_ids[0][1]))
     wait_for_new_trace(qtbot, window, before)
-    assert window.forced_prefix
+    assert window.view_state.forced_prefix
     show_sentence(qtbot, window, "le chien dort")
-    assert window.forced_prefix == ()
+    assert window.view_state.forced_prefix == ()
     assert window.trace.decoding == "greedy"
 
 
@@ -140,7 +140,7 @@ def test_typing_forgets_the_forced_tokens(window, qtbot):
 def test_the_beam_trees_best_path_is_the_engines_beam_output(window, qtbot, reference):
     show_sentence(qtbot, window)
     before = window.trace
-    window.beam_size.setValue(3)
+    window.selection_bar.beam_size.setValue(3)
     qtbot.waitUntil(lambda: window.result is not None and window.result.beam is not None, timeout=TIMEOUT_MS)
     tree = window.beam_view.tree
     expected = reference.beam(TEXT, DecodingOptions(beam_size=3))
@@ -157,7 +157,12 @@ def test_the_beam_trees_best_path_is_the_engines_beam_output(window, qtbot, refe
             assert nodes[node.parent].depth == node.depth - 1
     path = best_path_nodes(tree)
     assert [nodes[i].tokens[-1] for i in path] == list(expected.hypotheses[0].tokens)
-    assert any(not n.survived for n in nodes) or len(nodes) == sum(len(s.tokens) for s in expected.steps)
+    finals = [h for h, _ in tree.hypotheses]
+    for node in nodes:  # kept exactly when it lies on the path of a final hypothesis
+        assert node.survived == any(h[: len(node.tokens)] == node.tokens for h in finals), node
+    for depth, step in enumerate(expected.steps, start=1):  # each step's beams, in rank order
+        beams = [n for n in nodes if n.depth == depth and n.rank < len(step.tokens)]
+        assert [n.tokens[-1] for n in beams] == [int(t) for t in step.tokens]
 
     # choosing a node shows the attention of its path
     pruned = [i for i, n in enumerate(nodes) if not n.survived and n.depth >= 2]
@@ -169,7 +174,7 @@ def test_the_beam_trees_best_path_is_the_engines_beam_output(window, qtbot, refe
     assert tuple(window.trace.out_ids[: len(prefix)].tolist()) == prefix
     assert window.beam_view.tree is not None and window.beam_view.selected == node
 
-    window.beam_size.setValue(1)
+    window.selection_bar.beam_size.setValue(1)
     qtbot.waitUntil(lambda: window.result is not None and window.result.beam is None, timeout=TIMEOUT_MS)
     assert window.beam_view.tree is None
 
@@ -226,7 +231,7 @@ def test_parse_dimensions_keeps_valid_distinct_entries():
 def test_the_walkthrough_tab_follows_the_selection_and_the_query_token(window, qtbot, reference):
     show_sentence(qtbot, window)
     window.view_state.select(kind="dec_self", layer=1, head=2)
-    window.tabs.setCurrentWidget(window.walkthrough_panel)
+    window.tabs.setCurrentWidget(window.walkthrough_view)
     window.view_state.set_token(TokenFocus("query", 2))
     qtbot.waitUntil(
         lambda: (
@@ -238,15 +243,15 @@ def test_the_walkthrough_tab_follows_the_selection_and_the_query_token(window, q
     )
     w = window.walkthrough
     np.testing.assert_allclose(w.weights, window.trace.dec_self[1, 2, 2], atol=1e-5)
-    assert window.walkthrough_panel.walkthrough is w
-    assert window.walkthrough_panel.query.currentIndex() == 2
+    assert window.walkthrough_view.walkthrough is w
+    assert window.walkthrough_view.query.currentIndex() == 2
 
 
 def test_the_step_rows_label_every_piece_that_fits_and_thin_the_rest(window, qtbot):
     window.resize(1200, 800)
     show_sentence(qtbot, window, "je suis étudiant")
-    timeline = window.timeline
-    axis = timeline.cross_plot.getAxis("bottom")
+    steps = window.decoder_steps
+    axis = steps.cross_plot.getAxis("bottom")
     assert [label for _, label in axis._tickLevels[0]] == window.trace.src_pieces  # short: all of them
     long_text = " ".join(["je suis étudiant et tu es mon ami"] * 12)
     show_sentence(qtbot, window, long_text)
@@ -254,4 +259,4 @@ def test_the_step_rows_label_every_piece_that_fits_and_thin_the_rest(window, qtb
     shown = axis._tickLevels[0]
     assert 1 < len(shown) < len(pieces)  # thinned instead of piled on each other
     assert all(pieces[i] == label for i, label in shown)  # each label still sits under its own bar
-    assert int(np.argmax(timeline.cross_row)) in [i for i, _ in shown]  # the most attended piece keeps its label
+    assert int(np.argmax(steps.cross_row)) in [i for i, _ in shown]  # the most attended piece keeps its label

@@ -47,8 +47,8 @@ def test_typing_shows_the_translation_and_every_map(window, qtbot, reference):
     text = "je suis etudiant"
     type_sentence(qtbot, window, text)
     expected = reference.trace(text)
-    assert window.translation.text() == expected.translation
-    assert window.translation.isVisible() and not window.hint.isVisible()
+    assert window.sentence.translation.text() == expected.translation
+    assert window.sentence.translation.isVisible() and not window.sentence.hint.isVisible()
     assert window.view_state.kind == "cross"
     assert window.model_view.grid_shape == (3, 5)  # 3 decoder layers × (4 heads + the average)
     assert_grid_shows(window, "cross")
@@ -60,7 +60,7 @@ def test_typing_shows_the_translation_and_every_map(window, qtbot, reference):
     assert window.head_view.heatmap.column_labels == keys
     # the next sentence reuses the previous output as a draft: the result must not change
     type_sentence(qtbot, window, "je suis etudiant et tu es mon ami")
-    assert window.translation.text() == reference.trace("je suis etudiant et tu es mon ami").translation
+    assert window.sentence.translation.text() == reference.trace("je suis etudiant et tu es mon ami").translation
 
 
 def test_status_bar_shows_model_device_tokens_and_latency(window, qtbot):
@@ -112,13 +112,13 @@ def test_shortcuts_switch_kind_layer_and_head(window, qtbot):
     qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
     assert state.kind == "cross"
     np.testing.assert_array_equal(head_view_data(window), trace.cross[1, 2])
-    assert window.kind_buttons.checkedId() == 2
-    assert "layer 2/3" in window.selection_label.text()
+    assert window.selection_bar.kind_buttons.checkedId() == 2
+    assert "layer 2/3" in window.selection_bar.selection_label.text()
 
 
 def test_kind_buttons_switch_the_grid(window, qtbot):
     type_sentence(qtbot, window, "il mange une pomme")
-    qtbot.mouseClick(window.kind_buttons.button(1), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(window.selection_bar.kind_buttons.button(1), Qt.MouseButton.LeftButton)
     assert window.view_state.kind == "dec_self"
     assert_grid_shows(window, "dec_self")
 
@@ -166,7 +166,7 @@ def test_typing_fast_never_shows_a_stale_result(window, qtbot, monkeypatch):
     assert texts == requests and texts[-1] == final
     assert all(final.startswith(text) for text in texts)
     assert [len(text) for text in texts] == sorted({len(text) for text in texts})
-    assert window.translation.text() == window.trace.translation
+    assert window.sentence.translation.text() == window.trace.translation
 
 
 def test_a_keystroke_is_sent_at_once_when_the_worker_is_free_and_pooled_while_busy(window, qtbot, monkeypatch):
@@ -204,7 +204,7 @@ def test_a_worker_exception_is_reported_and_the_app_keeps_working(window, qtbot,
     assert window.statusBar().currentMessage().startswith("Translation failed")
     assert window.client.thread.isRunning()
     type_sentence(qtbot, window, "elle lit un livre")
-    assert window.translation.text() == reference.trace("elle lit un livre").translation
+    assert window.sentence.translation.text() == reference.trace("elle lit un livre").translation
     assert "simulated failure" not in window.statusBar().currentMessage()
 
 
@@ -238,13 +238,13 @@ def test_empty_text_shows_a_hint_and_clears_the_maps(window, qtbot):
     type_sentence(qtbot, window, "je suis étudiant")
     window.source.clear()
     qtbot.waitUntil(lambda: window.trace is None, timeout=TIMEOUT_MS)
-    assert window.hint.isVisible() and "sentence" in window.hint.text()
-    assert not window.translation.isVisible()
+    assert window.sentence.hint.isVisible() and "sentence" in window.sentence.hint.text()
+    assert not window.sentence.translation.isVisible()
     assert cell_data(window.model_view, 0, 0) is None
     assert window.head_view.heatmap.matrix.size == 0
     qtbot.keyClicks(window.source, "   ")
     qtbot.wait(300)
-    assert window.trace is None and window.hint.isVisible()
+    assert window.trace is None and window.sentence.hint.isVisible()
 
 
 def test_truncated_text_shows_a_notice(window, qtbot):
@@ -252,10 +252,10 @@ def test_truncated_text_shows_a_notice(window, qtbot):
     window.source.setText(long_text)
     qtbot.waitUntil(lambda: window.trace is not None and window.trace.source_text == long_text, timeout=TIMEOUT_MS)
     assert window.trace.truncated
-    assert window.truncated_notice.isVisible()
-    assert "maximum length" in window.truncated_notice.text()
+    assert window.sentence.truncated_notice.isVisible()
+    assert "maximum length" in window.sentence.truncated_notice.text()
     type_sentence(qtbot, window, "le chien dort")
-    assert not window.truncated_notice.isVisible()
+    assert not window.sentence.truncated_notice.isVisible()
 
 
 def test_hovering_the_heatmap_reads_out_the_weight_and_tokens(window, qtbot):
@@ -277,7 +277,7 @@ def test_lines_mode_draws_links_and_highlights_the_hovered_token(window, qtbot):
     lines = window.head_view.lines
     assert window.head_view.stack.currentWidget() is lines
     np.testing.assert_array_equal(lines.weights, window.trace.cross[0, 0])
-    assert lines.queries, lines.keys == window.trace.axis_pieces("cross")
+    assert (lines.queries, lines.keys) == window.trace.axis_pieces("cross")
     image = lines.grab().toImage()
     background = lines.palette().color(QPalette.ColorRole.Window)
     between = [
@@ -311,7 +311,7 @@ def test_a_broken_model_directory_still_opens_the_window(make_window, qtbot, tmp
     assert "config.json: not valid JSON" in window.statusBar().currentMessage()
     assert window.client.model is None
     assert not window.busy.isVisible()
-    assert window.hint.isVisible() and "No model is loaded" in window.hint.text()
+    assert window.sentence.hint.isVisible() and "No model is loaded" in window.sentence.hint.text()
 
 
 def test_a_failed_switch_keeps_the_loaded_model(window, qtbot, tmp_path):
@@ -374,7 +374,7 @@ def test_dark_mode_repaints_the_plots(window, qtbot):
         assert background.lightness() < 128
         corner = window.model_view.graphics.grab().toImage().pixelColor(2, 2)
         assert corner.lightness() < 128
-        assert window.timeline.cross_plot.backgroundBrush().color().lightness() < 128  # the decoder steps too
+        assert window.decoder_steps.cross_plot.backgroundBrush().color().lightness() < 128  # the decoder steps too
         window.dark_action.setChecked(False)
         qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() >= 128)
         assert window.head_view.heatmap.backgroundBrush().color().lightness() >= 128
@@ -444,7 +444,7 @@ def test_long_sentences_thin_the_axis_labels_instead_of_overlapping_them(window,
 def test_typing_skips_qkv_and_the_walkthrough_tab_asks_for_them(window, qtbot, reference):
     type_sentence(qtbot, window, "le chien dort")
     assert window.trace.qkv is None  # the views of the typing path do not need them
-    window.tabs.setCurrentWidget(window.walkthrough_panel)
+    window.tabs.setCurrentWidget(window.walkthrough_view)
     qtbot.waitUntil(lambda: window.walkthrough is not None, timeout=TIMEOUT_MS)
     assert window.trace.qkv is not None and window.trace.source_text == "le chien dort"
     assert window.trace.translation == reference.trace("le chien dort").translation

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gui.maps import AVERAGE, TokenFocus, attention_map, hover_text, link_opacities
-from gui.view_state import ViewState
+from gui.view_state import ViewState, WalkthroughSelection
 
 SHAPE = {"enc_self": 2, "dec_self": 3, "cross": 3}
 
@@ -153,3 +153,38 @@ def test_the_heatmap_keeps_the_labels_of_the_keys_the_outlined_row_attends_to(qt
     assert 37 in labelled()
     heatmap.set_highlight_row(2)
     assert 51 in labelled()
+
+
+def test_forcing_is_announced_once_and_a_beam_node_is_forced_too(state, qtbot):
+    with qtbot.waitSignal(state.forcingChanged):
+        state.force_prefix([5, 7])
+    assert (state.forced_prefix, state.beam_selection) == ((5, 7), None)
+    with qtbot.assertNotEmitted(state.forcingChanged):
+        state.force_prefix((5, 7))
+    state.choose_beam_node([5, 9, 2])
+    assert state.forced_prefix == state.beam_selection == (5, 9, 2)
+    state.force_prefix([5])  # a candidate chosen after a beam node: no longer a beam node's path
+    assert state.beam_selection is None
+    with qtbot.waitSignal(state.forcingChanged):
+        state.clear_forcing()
+    assert (state.forced_prefix, state.beam_selection) == ((), None)
+    with qtbot.assertNotEmitted(state.forcingChanged):
+        state.clear_forcing()
+
+
+def test_the_walkthrough_follows_the_query_token_then_the_step(state, reference):
+    from engine.translator import TraceOptions
+
+    assert state.walkthrough_selection(reference.trace("le chien dort")) is None  # no q/k/v recorded
+    trace = reference.trace("le chien dort", TraceOptions(with_qkv=True))
+    state.select(kind="dec_self", layer=2, head=AVERAGE)
+    selection = state.walkthrough_selection(trace)
+    assert (selection.kind, selection.layer, selection.head, selection.query) == ("dec_self", 2, 0, 0)
+    state.set_step(2)
+    assert state.walkthrough_selection(trace).query == 2
+    state.set_token(TokenFocus("key", 1))  # a key is not a query: the step stays
+    assert state.walkthrough_selection(trace).query == 2
+    state.set_token(TokenFocus("query", 99))  # clamped to the last query
+    assert state.walkthrough_selection(trace).query == len(trace.tgt_pieces) - 1
+    state.select(kind="enc_self", head=1)  # encoder rows are source pieces: the step does not apply
+    assert state.walkthrough_selection(trace) == WalkthroughSelection("enc_self", 1, 1, 0)

@@ -33,7 +33,7 @@ def test_the_worker_skips_replaced_requests_and_only_the_newest_is_shown(client,
 
     monkeypatch.setattr(Translator, "trace", gated_trace)
     shown = []
-    client.traceShown.connect(shown.append)
+    client.resultShown.connect(lambda result: shown.append(result.trace))
     client.translate("je suis étudiant")
     qtbot.waitUntil(lambda: calls == ["je suis étudiant"], timeout=TIMEOUT_MS)
     client.translate("le chien dort")
@@ -62,7 +62,7 @@ def test_a_failed_load_keeps_the_previous_model(client, qtbot, tmp_path):
     assert "not a directory" in failures[0]
     assert client.model == before
     shown = []
-    client.traceShown.connect(shown.append)
+    client.resultShown.connect(lambda result: shown.append(result.trace))
     client.translate("le chien dort")
     qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
     assert shown[0].model_name == before.name
@@ -80,7 +80,7 @@ def test_the_worker_translates_exactly_the_text_it_was_given(client, qtbot, text
     """Sent as a str through a queued signal, a leading U+FEFF was dropped on the way (PySide's str →
     QString conversion), so the trace named a text other than the one in the box (found by fuzzing)."""
     shown = []
-    client.traceShown.connect(shown.append)
+    client.resultShown.connect(lambda result: shown.append(result.trace))
     client.translate(text)
     qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
     assert shown[0].source_text == text
