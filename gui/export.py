@@ -1,7 +1,8 @@
 """File → Export, off the GUI thread.
 
 When the user asks, the window freezes what to export into an ExportJob (the trace on screen, the
-selection, the walkthrough); an Exporter then builds and writes the jobs one after the other in a
+selection as an engine FigureRequest, the walkthrough); an Exporter then builds the figure with the
+engine's one dispatcher (engine.render.figures.build_figure) and writes the jobs one after the other in a
 pool of one thread, so a PDF that takes a second to render never freezes the window, and an
 export asked for while another runs waits its turn instead of being lost. The figures are
 `matplotlib.figure.Figure` objects (never pyplot), so building and saving them off the GUI thread is
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from engine.render.request import FigureRequest, PositionalParams
 from engine.trace import Trace
-from gui.maps import AVERAGE, Head
+from engine.walkthrough import Walkthrough
 
 log = logging.getLogger(__name__)
 
@@ -38,66 +40,26 @@ NOTHING_YET = "nothing to export yet: type a sentence first"
 
 
 @dataclass(frozen=True)
-class PositionalParams:
-    """The closed-form positional table the positional view shows when there is no sentence (or in explore mode)."""
-
-    d_model: int
-    n_positions: int
-    base: float
-
-
-@dataclass(frozen=True)
 class ExportJob:
     """One export, with everything it needs frozen at the moment the user asked for it."""
 
     what: str  # a key of EXPORTS
     path: Path
     trace: Trace | None
-    kind: str
-    layer: int
-    head: Head
-    step: int | None
+    figure: FigureRequest | None = None  # the selection, for the figures engine.render.figures draws
+    positional: PositionalParams | None = None  # a closed form to draw instead of the trace's rows
+    walkthrough: Walkthrough | None = None
     dpi: int | None = None  # PNG only
-    positional: PositionalParams | None = None  # export this closed form instead of the trace's rows
-    walkthrough: object | None = None  # engine.walkthrough.Walkthrough
 
     @property
     def title(self) -> str:
         return EXPORTS[self.what].lower()
 
 
-def export_figure(job: ExportJob):
-    """The matplotlib figure of a job: the one place the GUI turns a selection into a figure."""
-    from engine.render import figures  # matplotlib loads when the user first exports
-
-    if job.what == "walkthrough":
-        from engine.walkthrough import walkthrough_figure
-
-        if job.walkthrough is None:
-            raise figures.ExportError("open the Walkthrough tab first: there is no walkthrough to export")
-        return walkthrough_figure(job.walkthrough)
-    if job.what == "positional" and job.positional is not None:
-        p = job.positional
-        return figures.positional_figure(d_model=p.d_model, n_positions=p.n_positions, base=p.base)
-    trace = job.trace
-    if trace is None:
-        raise figures.ExportError(NOTHING_YET)
-    head = "average" if job.head == AVERAGE else job.head
-    if job.what == "head":
-        return figures.head_figure(trace, job.kind, job.layer, head)
-    if job.what == "grid":
-        return figures.grid_figure(trace, job.kind)
-    if job.what == "positional":
-        return figures.positional_figure(trace)
-    if job.what == "step":
-        layer = min(job.layer, trace.n_layers["cross"] - 1)  # the selection may be an encoder layer
-        return figures.step_figure(trace, job.step or 0, layer, head)
-    raise ValueError(f"unknown export {job.what!r}")
-
-
 def write_export(job: ExportJob) -> None:
     """Build and write one job; raises ExportError (or ValueError) with a one-line reason."""
-    from engine.render.figures import ExportError, save_figure
+    from engine.render.figures import ExportError, build_figure, save_figure  # matplotlib: on the first export
+    from engine.render.walkthrough import save_walkthrough
 
     png_dpi = job.dpi if job.path.suffix.lower() == ".png" else None
     if job.what == "trace":
@@ -109,14 +71,14 @@ def write_export(job: ExportJob) -> None:
             job.trace.save(job.path)
         except OSError as error:
             raise ExportError(f"cannot write {job.path}: {error.strerror or error}") from error
-    elif job.what == "walkthrough" and job.path.suffix.lower() in (".csv", ".json"):
-        from engine.walkthrough import save_walkthrough
-
+    elif job.what == "walkthrough":  # a figure, or its numbers as .csv / .json
         if job.walkthrough is None:
             raise ExportError("open the Walkthrough tab first: there is no walkthrough to export")
-        save_walkthrough(job.walkthrough, job.path)
+        save_walkthrough(job.walkthrough, job.path, dpi=png_dpi)
+    elif job.figure is not None:
+        save_figure(build_figure(job.trace, job.figure, job.positional), job.path, dpi=png_dpi)
     else:
-        save_figure(export_figure(job), job.path, dpi=png_dpi)
+        raise ValueError(f"unknown export {job.what!r}")
 
 
 class _Relay(QObject):

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.paths import MODELS_ROOT
+from engine.render.request import FIGURES, FigureRequest
 from engine.trace import Trace
 from gui.export import EXPORTS, FIGURE_FILTER, TRACE_FILTER, Exporter, ExportJob
 from gui.keystrokes import KeystrokeCoalescer
@@ -373,17 +374,15 @@ class MainWindow(QMainWindow):
         """Queue `what` (as on screen now) for writing to `path`, format by suffix, off the GUI thread;
         the status bar follows it, and a box says why when it fails."""
         state = self.view_state
+        figure = FigureRequest(what, state.kind, state.layer, state.head, state.step or 0) if what in FIGURES else None
         job = ExportJob(
             what,
             Path(path),
             self.trace,
-            state.kind,
-            state.layer,
-            state.head,
-            state.step,
-            dpi=dpi or self.export_dpi,
+            figure=figure,
             positional=self.positional_view.closed_form() if what == "positional" else None,
             walkthrough=self.walkthrough if what == "walkthrough" else None,
+            dpi=dpi or self.export_dpi,
         )
         self.exporter.submit(job)
         self._show_export_progress()

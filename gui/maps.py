@@ -1,7 +1,8 @@
 """What the views draw, as pure functions of a Trace and a selection (numpy only, no Qt).
 
 Widgets call these and only push the results into pyqtgraph or QPainter, so every number the
-user sees can be checked in a test without a window.
+user sees can be checked in a test without a window. The names of kinds and heads, and the map of
+a selection (`select_map`), are engine.render.labels', shared with the figures.
 """
 
 from __future__ import annotations
@@ -12,28 +13,6 @@ from typing import Literal
 import numpy as np
 
 from engine.trace import Trace
-
-AVERAGE = "average"  # the head-average column of the model view
-Head = int | Literal["average"]
-
-KIND_BUTTONS = {"enc_self": "Encoder self", "dec_self": "Decoder self (masked)", "cross": "Encoder → decoder"}
-KIND_TITLES = {
-    "enc_self": "Encoder self-attention",
-    "dec_self": "Decoder self-attention (masked)",
-    "cross": "Encoder–decoder attention",
-}
-
-
-def attention_map(trace: Trace, kind: str, layer: int, head: Head) -> np.ndarray:
-    """queries × keys weights of one head, or the mean over heads for AVERAGE."""
-    layer_maps = trace.attention(kind)[layer]  # (H, queries, keys)
-    if head == AVERAGE:
-        return layer_maps.mean(axis=0)
-    return layer_maps[head]
-
-
-def head_label(head: Head) -> str:
-    return "average" if head == AVERAGE else f"head {head + 1}"
 
 
 def hover_text(trace: Trace, kind: str, weights: np.ndarray, row: int, col: int) -> str:

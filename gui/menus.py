@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
+from engine.architecture import ATTENTION_KINDS
 from engine.devices import DEVICE_CHOICES
 from engine.paths import shipped_models
-from engine.trace import ATTENTION_KINDS
+from engine.render.labels import KIND_LABELS
 from gui.export import EXPORTS
-from gui.maps import KIND_BUTTONS
 from gui.theme import apply_theme
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _view_menu(window: MainWindow) -> None:
     state = window.view_state
     menu = window.menuBar().addMenu("&View")
     for index, kind in enumerate(ATTENTION_KINDS):
-        menu.addAction(KIND_BUTTONS[kind], QKeySequence(f"Ctrl+{index + 1}"), lambda k=kind: state.set_kind(k))
+        menu.addAction(KIND_LABELS[kind].button, QKeySequence(f"Ctrl+{index + 1}"), lambda k=kind: state.set_kind(k))
     menu.addSeparator()
     _add_shortcut(menu, "Next layer", ["Ctrl+Down", "PgDown"], lambda: state.step_layer(1))
     _add_shortcut(menu, "Previous layer", ["Ctrl+Up", "PgUp"], lambda: state.step_layer(-1))

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.trace import ATTENTION_KINDS, Trace
-from gui.maps import AVERAGE, Head, TokenFocus
+from engine.architecture import ATTENTION_KINDS
+from engine.render.labels import AVERAGE, Head
+from engine.trace import Trace
+from gui.maps import TokenFocus
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class ViewState(QObject):
     selectionChanged = Signal()
     # the token under the mouse in the lines view changed (TokenFocus or None)
     tokenChanged = Signal()
-    # the decoder step in focus changed (used by the step-by-step views of later issues)
+    # the decoder step in focus changed (the Decoder steps tab; the maps outline its row)
     stepChanged = Signal()
     # the forced prefix or the chosen beam node changed: the output to decode is different
     forcingChanged = Signal()

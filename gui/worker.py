@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from engine.beam_tree import BeamTree
 from engine.trace import Trace
 
 log = logging.getLogger(__name__)
@@ -75,29 +76,6 @@ class DecodeRequest:
     beam_size: int = 1
     forced_prefix: tuple[int, ...] = ()
     with_qkv: bool = False  # record q/k/v for the walkthrough (it costs a forced pass per keystroke)
-
-
-@dataclass(frozen=True)
-class BeamNode:
-    """One hypothesis of the beam search tree (plain data for the GUI)."""
-
-    tokens: tuple[int, ...]  # the path from <s>, this node's token last
-    pieces: tuple[str, ...]
-    depth: int  # 1-based decoding step
-    rank: int  # place among the beams alive at that step
-    parent: int  # index of the parent node in BeamTree.nodes, -1 for the root's children
-    log_prob: float
-    score: float | None  # length-normalised score of a finished hypothesis
-    finished: bool
-    survived: bool  # on the path of one of the final hypotheses (else pruned)
-
-
-@dataclass(frozen=True)
-class BeamTree:
-    beam_size: int
-    nodes: list[BeamNode]
-    best: tuple[int, ...]  # the best hypothesis' tokens
-    hypotheses: list[tuple[tuple[int, ...], float]]  # every final hypothesis and its score, best first
 
 
 @dataclass(frozen=True)
@@ -195,32 +173,18 @@ class TranslationWorker(QObject):
         self.traceReady.emit(request_id, result)
 
     def _trace(self, text: str, request: DecodeRequest) -> TraceResult:
-        from dataclasses import replace
-
         from engine.decoding import DecodingOptions
         from engine.translator import TraceOptions
 
-        translator = self._translator
-        beam = None
-        prefix = tuple(request.forced_prefix)
-        decoding = "greedy"
-        if request.beam_size > 1:
-            result = translator.beam(text, DecodingOptions(beam_size=request.beam_size))
-            beam = beam_tree(result, request.beam_size, translator.tokenizer.target_pieces)
-            decoding = f"beam {request.beam_size}"
-            if not prefix:  # the trace of the best hypothesis: one forced pass over it
-                prefix = beam.best
-        options = TraceOptions(forced_prefix=prefix, with_qkv=request.with_qkv)
-        draft = self._draft if not prefix else None
-        trace = translator.trace(text, options, draft=draft)
-        if request.forced_prefix:
-            decoding = f"forced prefix of {len(request.forced_prefix)}"
-        trace = replace(trace, decoding=decoding)
+        decoding = DecodingOptions(beam_size=request.beam_size)
+        options = TraceOptions(decoding=decoding, forced_prefix=request.forced_prefix, with_qkv=request.with_qkv)
+        translation = self._translator.run(text, options, draft=self._draft)
+        trace = translation.trace
         return TraceResult(
             trace=trace,
             request=request,
-            beam=beam,
-            embedding_norms=translator.embedding_norms(trace.src_ids),
+            beam=translation.beam,
+            embedding_norms=self._translator.embedding_norms(trace.src_ids),
             positional_norms=np.linalg.norm(trace.positional.astype(np.float64), axis=1),
         )
 
@@ -235,56 +199,6 @@ class TranslationWorker(QObject):
             self.walkthroughFailed.emit(request_id, _one_line(error))
             return
         self.walkthroughReady.emit(request_id, result)
-
-
-def beam_tree(result, beam_size: int, pieces_of) -> BeamTree:
-    """The search tree of an engine BeamResult as plain nodes: every surviving beam of every step,
-    plus the finished hypotheses as leaves; nodes off every final path are marked pruned."""
-    finals = [tuple(h.tokens) for h in result.hypotheses]
-    on_path = {path[:n] for path in finals for n in range(1, len(path) + 1)}
-    nodes: list[BeamNode] = []
-    previous: list[int] = []  # node index of each beam alive after the previous step
-    by_path: dict[tuple[int, ...], int] = {}
-    for depth, step in enumerate(result.steps, start=1):
-        current = []
-        for rank, (token, parent, log_prob) in enumerate(zip(step.tokens, step.parents, step.log_probs, strict=True)):
-            parent_index = previous[parent] if previous else -1
-            path = (nodes[parent_index].tokens if parent_index >= 0 else ()) + (int(token),)
-            node = BeamNode(path, (), depth, rank, parent_index, float(log_prob), None, False, path in on_path)
-            by_path[path] = len(nodes)
-            current.append(len(nodes))
-            nodes.append(node)
-        previous = current
-    ranks: dict[int, int] = {}
-    for hypothesis in result.hypotheses:
-        path = tuple(int(t) for t in hypothesis.tokens)
-        if path in by_path:  # stopped by the length limit: the node exists already
-            index = by_path[path]
-            nodes[index] = replace_node(nodes[index], score=float(hypothesis.score), finished=hypothesis.finished)
-            continue
-        parent_index = by_path.get(path[:-1], -1)
-        depth = len(path)
-        rank = ranks.get(depth, sum(1 for n in nodes if n.depth == depth))  # below the beams of that step
-        ranks[depth] = rank + 1
-        by_path[path] = len(nodes)
-        nodes.append(
-            BeamNode(
-                path, (), depth, rank, parent_index, float(hypothesis.log_prob), float(hypothesis.score), True, True
-            )
-        )
-    nodes = [replace_node(n, pieces=tuple(pieces_of(list(n.tokens)))) for n in nodes]
-    return BeamTree(
-        beam_size=beam_size,
-        nodes=nodes,
-        best=finals[0] if finals else (),
-        hypotheses=[(tuple(h.tokens), float(h.score)) for h in result.hypotheses],
-    )
-
-
-def replace_node(node: BeamNode, **changes) -> BeamNode:
-    from dataclasses import replace
-
-    return replace(node, **changes)
 
 
 def _one_line(error: BaseException) -> str:

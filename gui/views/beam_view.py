@@ -11,8 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from engine.beam_tree import BeamTree
 from gui.theme import plot_colors
-from gui.worker import BeamTree
 
 BEST = "#d62728"
 KEPT = "#1f77b4"

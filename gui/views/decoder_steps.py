@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.render.labels import head_label, select_map
 from engine.trace import Trace
-from gui.maps import attention_map, head_label
 from gui.theme import plot_colors, style_plot
 from gui.view_state import ViewState
 from gui.views.heatmap import visible_labels
@@ -37,8 +37,8 @@ MASKED_TEXT = "−∞ → 0"
 
 def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cross row over the source, self row over the decoder input, visible mask) of step `step`."""
-    cross = attention_map(trace, "cross", layer, head)[step]
-    self_row = attention_map(trace, "dec_self", layer, head)[step]
+    cross = select_map(trace, "cross", layer, head)[step]
+    self_row = select_map(trace, "dec_self", layer, head)[step]
     visible = np.arange(len(self_row)) <= step
     return cross, self_row, visible
 

@@ -14,16 +14,9 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from engine.render.labels import KIND_LABELS, head_label, select_map
 from engine.trace import Trace
-from gui.maps import (
-    KIND_TITLES,
-    TokenFocus,
-    attention_map,
-    focus_text,
-    head_label,
-    hover_text,
-    link_opacities,
-)
+from gui.maps import TokenFocus, focus_text, hover_text, link_opacities
 from gui.theme import is_dark
 from gui.view_state import ViewState
 from gui.views.heatmap import Heatmap
@@ -199,7 +192,7 @@ class HeadView(QWidget):
     def _render(self) -> None:
         state = self.view_state
         self.title.setText(
-            f"<b>Layer {state.layer + 1} · {head_label(state.head)}</b> — {KIND_TITLES[state.kind]}"
+            f"<b>Layer {state.layer + 1} · {head_label(state.head)}</b> — {KIND_LABELS[state.kind].title}"
             "<br><small>queries down, keys across</small>"
         )
         if self.trace is None:
@@ -211,7 +204,7 @@ class HeadView(QWidget):
             return
         self._show_page()
         queries, keys = self.trace.axis_pieces(state.kind)
-        self.weights = attention_map(self.trace, state.kind, state.layer, state.head)
+        self.weights = select_map(self.trace, state.kind, state.layer, state.head)
         self.heatmap.set_matrix(self.weights, queries, keys)
         self.lines.set_map(self.weights, queries, keys)
         self._update_step()

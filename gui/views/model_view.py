@@ -14,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
+from engine.render.labels import AVERAGE, KIND_LABELS, Head
 from engine.trace import Trace
-from gui.maps import AVERAGE, KIND_TITLES, Head
 from gui.theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
 from gui.view_state import ViewState
 
@@ -160,7 +160,9 @@ class ModelView(QWidget):
                 cell.setBorder(self._highlight if selected else None)
 
     def _update_title(self) -> None:
-        self.title.setText(f"<b>{KIND_TITLES[self.view_state.kind]}</b> — every layer and head; click a map to open it")
+        self.title.setText(
+            f"<b>{KIND_LABELS[self.view_state.kind].title}</b> — every layer and head; click a map to open it"
+        )
 
     # --- events ---
 

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.positional import sinusoidal_table
-from gui.export import PositionalParams
+from engine.render.labels import curve_dimensions
+from engine.render.request import PositionalParams
 from gui.theme import style_plot
 from gui.views.heatmap import Heatmap
 
@@ -40,11 +41,6 @@ def parse_dimensions(text: str, d_model: int) -> list[int]:
         if part.strip().isdigit() and int(part) < d_model and int(part) not in dims:
             dims.append(int(part))
     return dims
-
-
-def default_dimensions(d_model: int) -> list[int]:
-    """Fast to slow: the first sine and cosine, then sines a quarter and half way along."""
-    return sorted({d for d in (0, 1, 2 * (d_model // 8), 2 * (d_model // 4)) if d < d_model})
 
 
 def similarity(table: np.ndarray) -> np.ndarray:
@@ -239,7 +235,7 @@ class PositionalView(QWidget):
         self.table, self.row_labels = self.current_table()
         table = self.table
         d = table.shape[1] if table.size else 0
-        dims = parse_dimensions(self.dimensions.text(), d) or default_dimensions(max(d, 1))
+        dims = parse_dimensions(self.dimensions.text(), d) or curve_dimensions(max(d, 1))
         if table.size and (not self.dimensions.text().strip() or not parse_dimensions(self.dimensions.text(), d)):
             self.dimensions.setText(", ".join(map(str, dims)))
         self.norms.setVisible(not self.explore.isChecked())

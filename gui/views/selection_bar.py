@@ -10,8 +10,8 @@ from PySide6.QtCore import QEvent
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
-from engine.trace import ATTENTION_KINDS
-from gui.maps import KIND_BUTTONS, head_label
+from engine.architecture import ATTENTION_KINDS
+from engine.render.labels import KIND_LABELS, head_label
 from gui.view_state import ViewState
 
 
@@ -30,7 +30,7 @@ class SelectionBar(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QLabel("Attention:"))
         for index, kind in enumerate(ATTENTION_KINDS):
-            button = QPushButton(KIND_BUTTONS[kind])
+            button = QPushButton(KIND_LABELS[kind].button)
             button.setCheckable(True)
             button.setToolTip(f"Ctrl+{index + 1}")
             self.kind_buttons.addButton(button, index)

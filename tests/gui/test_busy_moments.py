@@ -1,6 +1,6 @@
 """Busy moments: closing, switching model and exporting while a translation runs in the worker.
 
-The worker is made slow by wrapping Translator.trace, so each action lands while a request is in
+The worker is made slow by wrapping Translator.run, so each action lands while a request is in
 flight (checked after the action: the worker is still inside trace). Each test asserts: no exception (pytest-qt fails a test on one raised in a slot), no Qt
 warning (read from qtlog, besides the suite-wide qt_log_level_fail), no QThread left running, and
 for exports a complete file with no temporary file beside it.
@@ -25,7 +25,7 @@ SLOW_S = 0.6  # long enough for the GUI thread to act while the worker is inside
 
 
 class SlowWorker:
-    """Events the slowed Translator.trace sets in the worker thread: on entering and on leaving."""
+    """Events the slowed Translator.run sets in the worker thread: on entering and on leaving."""
 
     def __init__(self) -> None:
         self.started = threading.Event()
@@ -38,9 +38,9 @@ class SlowWorker:
 
 @pytest.fixture
 def slow_worker(monkeypatch):
-    """Translator.trace sleeps first, so that the GUI thread can act while a request is in flight."""
+    """Translator.run sleeps first, so that the GUI thread can act while a request is in flight."""
     worker = SlowWorker()
-    original = Translator.trace
+    original = Translator.run
 
     def slow_trace(self, text, *args, **kwargs):
         worker.finished.clear()
@@ -51,7 +51,7 @@ def slow_worker(monkeypatch):
         finally:
             worker.finished.set()
 
-    monkeypatch.setattr(Translator, "trace", slow_trace)
+    monkeypatch.setattr(Translator, "run", slow_trace)
     return worker
 
 

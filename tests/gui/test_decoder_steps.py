@@ -8,8 +8,9 @@ from PySide6.QtCore import Qt
 
 from engine.decoding import DecodingOptions
 from engine.positional import sinusoidal_table
+from engine.render.labels import AVERAGE
 from engine.translator import TraceOptions
-from gui.maps import AVERAGE, TokenFocus
+from gui.maps import TokenFocus
 from gui.views.beam_view import best_path_nodes
 from gui.views.decoder_steps import MASKED_TEXT
 from gui.views.model_view import cell_data

@@ -9,7 +9,8 @@ from hostile_text import HOSTILE_PIECES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gui.maps import AVERAGE, attention_map, token_summary
+from engine.render.labels import AVERAGE, select_map
+from gui.maps import token_summary
 from gui.views.model_view import cell_data
 
 TIMEOUT_MS = 60_000
@@ -37,7 +38,7 @@ def assert_views_show(window, trace) -> None:
     np.testing.assert_array_equal(cell_data(window.model_view, maps.shape[0] - 1, 0), maps[-1, 0])
     np.testing.assert_allclose(cell_data(window.model_view, 0, AVERAGE), maps[0].mean(axis=0))
     np.testing.assert_array_equal(
-        window.head_view.heatmap.matrix, attention_map(trace, state.kind, state.layer, state.head)
+        window.head_view.heatmap.matrix, select_map(trace, state.kind, state.layer, state.head)
     )
     assert window.head_view.heatmap.column_labels == trace.axis_pieces(state.kind)[1]
     assert window.decoder_steps.trace is trace and window.positional_view.trace is trace

@@ -13,8 +13,9 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QPalette
 from PySide6.QtWidgets import QApplication
 
+from engine.render.labels import AVERAGE
 from engine.translator import Translator
-from gui.maps import AVERAGE, TokenFocus, hover_text, latency_text
+from gui.maps import TokenFocus, hover_text, latency_text
 from gui.views.model_view import cell_data
 
 TIMEOUT_MS = 60_000  # generous: the machine may be busy; waitUntil returns as soon as it can
@@ -143,13 +144,13 @@ def test_clicking_a_cell_opens_it_in_the_head_view(window, qtbot):
 
 
 def test_typing_fast_never_shows_a_stale_result(window, qtbot, monkeypatch):
-    original = Translator.trace
+    original = Translator.run
 
     def slow_trace(self, text, *args, **kwargs):
         time.sleep(0.3)  # slower than the typing, so keystrokes arrive while the worker is busy
         return original(self, text, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "trace", slow_trace)
+    monkeypatch.setattr(Translator, "run", slow_trace)
     shown, requests = [], []
     window.traceDisplayed.connect(shown.append)
     window.translationRequested.connect(lambda: requests.append(window.source.text()))
@@ -170,13 +171,13 @@ def test_typing_fast_never_shows_a_stale_result(window, qtbot, monkeypatch):
 
 
 def test_a_keystroke_is_sent_at_once_when_the_worker_is_free_and_pooled_while_busy(window, qtbot, monkeypatch):
-    original = Translator.trace
+    original = Translator.run
 
     def slow_trace(self, text, *args, **kwargs):
         time.sleep(0.2)
         return original(self, text, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "trace", slow_trace)
+    monkeypatch.setattr(Translator, "run", slow_trace)
     requests = []
     window.translationRequested.connect(lambda: requests.append(window.source.text()))
     qtbot.keyClicks(window.source, "l")
@@ -189,7 +190,7 @@ def test_a_keystroke_is_sent_at_once_when_the_worker_is_free_and_pooled_while_bu
 
 
 def test_a_worker_exception_is_reported_and_the_app_keeps_working(window, qtbot, monkeypatch, reference):
-    original = Translator.trace
+    original = Translator.run
     failures = []
 
     def fail_once(self, text, *args, **kwargs):
@@ -198,7 +199,7 @@ def test_a_worker_exception_is_reported_and_the_app_keeps_working(window, qtbot,
             raise RuntimeError("simulated failure in the engine")
         return original(self, text, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "trace", fail_once)
+    monkeypatch.setattr(Translator, "run", fail_once)
     qtbot.keyClicks(window.source, "le chien dort")
     qtbot.waitUntil(lambda: "simulated failure" in window.statusBar().currentMessage(), timeout=TIMEOUT_MS)
     assert window.statusBar().currentMessage().startswith("Translation failed")
@@ -211,14 +212,14 @@ def test_a_worker_exception_is_reported_and_the_app_keeps_working(window, qtbot,
 def test_closing_during_inference_stops_the_thread_cleanly(make_window, qtbot, monkeypatch):
     window = make_window()
     started = threading.Event()
-    original = Translator.trace
+    original = Translator.run
 
     def slow_trace(self, text, *args, **kwargs):
         started.set()
         time.sleep(0.5)
         return original(self, text, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "trace", slow_trace)
+    monkeypatch.setattr(Translator, "run", slow_trace)
     qtbot.keyClicks(window.source, "je veux partir")
     qtbot.waitUntil(started.is_set, timeout=TIMEOUT_MS)
     assert window.close()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gui.maps import AVERAGE, TokenFocus, attention_map, hover_text, link_opacities
+from engine.render.labels import AVERAGE
+from gui.maps import TokenFocus, hover_text, link_opacities
 from gui.view_state import ViewState, WalkthroughSelection
 
 SHAPE = {"enc_self": 2, "dec_self": 3, "cross": 3}
@@ -76,12 +77,6 @@ def test_step_field_signals(state, qtbot):
     with qtbot.waitSignal(state.stepChanged):
         state.set_step(3)
     assert state.step == 3
-
-
-def test_attention_map_and_average(reference):
-    trace = reference.trace("je suis étudiant")
-    np.testing.assert_array_equal(attention_map(trace, "cross", 1, 2), trace.cross[1, 2])
-    np.testing.assert_allclose(attention_map(trace, "enc_self", 0, AVERAGE), trace.enc_self[0].mean(axis=0))
 
 
 def test_hover_text_names_both_tokens_and_the_exact_weight(reference):

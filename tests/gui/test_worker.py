@@ -24,14 +24,14 @@ def client(qtbot, tiny_model_dir):
 def test_the_worker_skips_replaced_requests_and_only_the_newest_is_shown(client, qtbot, monkeypatch):
     release = threading.Event()
     calls: list[str] = []
-    original = Translator.trace
+    original = Translator.run
 
     def gated_trace(self, text, *args, **kwargs):
         calls.append(text)
         release.wait(10)  # hold the first request so that the next two queue up behind it
         return original(self, text, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "trace", gated_trace)
+    monkeypatch.setattr(Translator, "run", gated_trace)
     shown = []
     client.resultShown.connect(lambda result: shown.append(result.trace))
     client.translate("je suis étudiant")
@@ -103,13 +103,13 @@ def test_the_worker_computes_with_its_share_of_the_threads(client, qtbot, monkey
     import torch
 
     seen = []
-    original = Translator.trace
+    original = Translator.run
 
     def recording_trace(self, *args, **kwargs):
         seen.append(torch.get_num_threads())  # in the worker thread, where the setting applies
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(Translator, "trace", recording_trace)
+    monkeypatch.setattr(Translator, "run", recording_trace)
     client.translate("je suis étudiant")
     qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT_MS)
     assert seen == [worker_threads()]
