@@ -1,0 +1,212 @@
+"""Head importance by masking, and the one call that analyses a Trace with its model.
+
+Michel, Levy & Neubig 2019 ("Are Sixteen Heads Really Better than One?", who masked the heads of a
+6+6 WMT En→Fr Transformer) score a head by what the model loses when that head's output is zeroed.
+Here the loss is the log-probability of the output the user sees, teacher-forced:
+
+    importance(l, h) = log p(y | x) − log p(y | x; head h of layer l zeroed)     (nats, Σ over y's pieces)
+
+Positive: the head helps the model say what it said; near 0: the translation does not need it.
+
+A head's output is zeroed by a forward pre-hook on its attention's output projection W^O (an
+nn.Linear whose input is the H heads' z side by side, H·d_k wide): batch row b multiplies head h's
+d_k features by keep[b, l, h]. All heads of one kind go through *one* batched forced pass, heads on
+the batch axis (row 0 masks nothing, row 1 + l·H + h masks head h of layer l). Encoder heads change
+the encoder's output, so the encoder runs on every row; decoder heads (self and cross) share one
+encoder output. The hooks live in a context manager and are removed in `finally`; engine/model.py
+is untouched.
+
+`analysis_stages` is what the GUI's worker iterates after a trace is painted: first the numpy
+analysis (a few ms), then the same with each kind's importance added; stop iterating when a newer
+keystroke arrives and nothing more is computed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from engine.analysis import Analysis, KindImportance, analyze_trace, trace_values
+from engine.architecture import ATTENTION_KINDS, KIND_PARTS, AttentionKind, cache_prefix, stack_of
+from engine.model import ActivationCache, MultiHeadAttention, Transformer
+from engine.trace import Trace
+from engine.translator import Translator, head_parameters
+
+MAX_LOGITS = 1 << 25  # batch rows × steps × vocabulary per chunk (128 MB of float32 logits)
+
+
+@dataclass(frozen=True)
+class ForcedInput:
+    """A trace's tokens as the teacher-forced pass reads them, each (1, length) on the model's device."""
+
+    src: Tensor  # (1, S) source ids, ending with </s>
+    decoder_input: Tensor  # (1, T) <s> y1 … y(T-1)
+    output: Tensor  # (1, T) y1 … yT, the pieces whose log-probability is scored
+
+
+def forced_input(model: Transformer, trace: Trace) -> ForcedInput:
+    device = next(model.parameters()).device
+
+    def ids(array: np.ndarray) -> Tensor:
+        return torch.tensor(np.array(array, dtype=np.int64), device=device)[
+            None
+        ]  # (1, length); a copy: trace arrays are read-only
+
+    return ForcedInput(ids(trace.src_ids), ids(trace.tgt_ids), ids(trace.out_ids))
+
+
+def attention_modules(model: Transformer, kind: str) -> list[MultiHeadAttention]:
+    """The attention module of `kind` in every layer of its stack, first layer first."""
+    stack = model.encoder_layers if stack_of(kind) == "encoder" else model.decoder_layers
+    return [getattr(layer, KIND_PARTS[kind][1]) for layer in stack]
+
+
+@contextmanager
+def masked_heads(modules: Sequence[MultiHeadAttention], keep: Tensor) -> Iterator[None]:
+    """Within the block, batch row b of module m's heads is scaled by keep[b, m] ((B, M, H), 1 keeps
+    a head, 0 zeroes it) on its way into W^O. The batch of every pass must have B rows."""
+    handles = []
+    try:
+        for index, module in enumerate(modules):
+            scale = keep[:, index].repeat_interleave(module.d_k, dim=-1)[:, None, :]  # (B, 1, H·d_k)
+            handles.append(module.w_o.register_forward_pre_hook(_scaling_hook(scale)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _scaling_hook(scale: Tensor):
+    def hook(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        (heads,) = args  # (B, Tq, H·d_k): every head's z side by side
+        return (heads * scale,)
+
+    return hook
+
+
+def single_head_masks(n_layers: int, n_heads: int, device: torch.device | str = "cpu") -> Tensor:
+    """keep (1 + L·H, L, H): row 0 keeps every head, row 1 + l·H + h zeroes head h of layer l."""
+    keep = torch.ones(1 + n_layers * n_heads, n_layers * n_heads, device=device)
+    keep[1:] -= torch.eye(n_layers * n_heads, device=device)
+    return keep.view(-1, n_layers, n_heads)
+
+
+def output_log_probs(model: Transformer, forced: ForcedInput, kind: str, keep: Tensor) -> Tensor:
+    """log p(y | x) of the forced output for every row of `keep` ((B, L, H) over `kind`'s heads) → (B,)."""
+    modules = attention_modules(model, kind)
+    steps, vocabulary = forced.output.size(1), model.cfg.tgt_vocab_size
+    chunk = max(1, MAX_LOGITS // (steps * vocabulary))
+    with torch.inference_mode():
+        shared = None if kind == "enc_self" else model.encode(forced.src)  # (1, S, d_model)
+        parts = [
+            _chunk_log_probs(model, forced, kind, modules, keep[i : i + chunk], shared)
+            for i in range(0, len(keep), chunk)
+        ]
+    return torch.cat(parts)
+
+
+def _chunk_log_probs(
+    model: Transformer,
+    forced: ForcedInput,
+    kind: str,
+    modules: list[MultiHeadAttention],
+    keep: Tensor,
+    shared: Tensor | None,
+) -> Tensor:
+    rows = keep.size(0)
+    src = forced.src.expand(rows, -1)  # (B, S)
+    if shared is None:  # encoder heads: every row has its own encoder output
+        with masked_heads(modules, keep):
+            memory = model.encode(src)  # (B, S, d_model)
+    else:
+        memory = shared.expand(rows, -1, -1)
+    with masked_heads(modules, keep) if shared is not None else nullcontext():
+        logits = model.decode(forced.decoder_input.expand(rows, -1), memory, src).float()  # (B, T, V)
+    chosen = logits.gather(-1, forced.output.expand(rows, -1)[..., None])[..., 0]  # (B, T)
+    return (chosen - logits.logsumexp(dim=-1)).sum(dim=-1)  # (B,)
+
+
+def head_importance(model: Transformer, trace: Trace, kind: AttentionKind) -> KindImportance:
+    """Every head of `kind` scored by masking, in one batched forced pass (see the module docstring)."""
+    start = time.perf_counter()
+    n_layers, n_heads = trace.n_layers[kind], trace.n_heads
+    keep = single_head_masks(n_layers, n_heads, next(model.parameters()).device)
+    log_probs = output_log_probs(model, forced_input(model, trace), kind, keep).double().cpu().numpy()  # (1 + L·H,)
+    return KindImportance(
+        kind=kind,
+        log_prob=float(log_probs[0]),
+        drop=(log_probs[0] - log_probs[1:]).reshape(n_layers, n_heads),
+        milliseconds=(time.perf_counter() - start) * 1000,
+    )
+
+
+def head_importance_one_at_a_time(model: Transformer, trace: Trace, kind: AttentionKind) -> np.ndarray:
+    """The slow reference: one forced pass of batch 1 per head, (L, H). Tests hold the batch to it."""
+    n_layers, n_heads = trace.n_layers[kind], trace.n_heads
+    forced = forced_input(model, trace)
+    device = forced.src.device
+    base = float(output_log_probs(model, forced, kind, torch.ones(1, n_layers, n_heads, device=device))[0])
+    drop = np.zeros((n_layers, n_heads))
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            keep = torch.ones(1, n_layers, n_heads, device=device)
+            keep[0, layer, head] = 0.0
+            drop[layer, head] = base - float(output_log_probs(model, forced, kind, keep)[0])
+    return drop
+
+
+# --- the inputs of value norms ---
+
+
+def output_projections(model: Transformer) -> dict[str, np.ndarray]:
+    """Cache prefix → W^O (H·d_k, d_model) of every attention, as `head_parameters` gives it."""
+    out = {}
+    for kind in ATTENTION_KINDS:
+        for layer in range(len(attention_modules(model, kind))):
+            out[cache_prefix(kind, layer)] = head_parameters(model, kind, layer, 0).w_o
+    return out
+
+
+def recorded_values(model: Transformer, trace: Trace) -> dict[str, np.ndarray]:
+    """Cache prefix → v (H, K, d_k): from the trace's q/k/v when it has them, else from one forced
+    capture pass over its tokens (a trace recorded without q/k/v)."""
+    values = trace_values(trace)
+    if values is not None:
+        return values
+    forced = forced_input(model, trace)
+    capture = ActivationCache(with_qkv=True)
+    with torch.inference_mode():
+        model.decode(forced.decoder_input, model.encode(forced.src, capture), forced.src, capture)
+    names = [name[: -len(".v")] for name in capture.tensors if name.endswith(".v")]
+    return {name: capture[f"{name}.v"][0].float().cpu().numpy() for name in names}
+
+
+# --- the whole analysis ---
+
+
+def analysis_stages(
+    translator: Translator, trace: Trace, kinds: Sequence[AttentionKind] = ATTENTION_KINDS
+) -> Iterator[Analysis]:
+    """The analysis of `trace` (made by `translator`'s model), growing: first everything but
+    importance, then once more after each kind's batched masking pass. Stop iterating to drop it."""
+    if trace.model_name != translator.name:
+        raise ValueError(f"the trace was made by {trace.model_name!r}, not by {translator.name!r}")
+    model = translator.model
+    analysis = analyze_trace(trace, output_projections(model), recorded_values(model, trace))
+    yield analysis
+    for kind in kinds:
+        importance = {**analysis.importance, kind: head_importance(model, trace, kind)}
+        analysis = replace(analysis, importance=importance)
+        yield analysis
+
+
+def analyze(translator: Translator, trace: Trace) -> Analysis:
+    """Everything, importance of every kind included (what `python main.py analyze` prints)."""
+    *_, complete = analysis_stages(translator, trace)
+    return complete
