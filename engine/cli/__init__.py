@@ -4,6 +4,7 @@
     evaluate    sacreBLEU and chrF on a TSV test set     (engine/cli/translate.py)
     train       a vocabulary and a model                 (engine/cli/train.py)
     export      figures and trace data, headless         (engine/cli/export.py)
+    analyze     which heads matter for one sentence      (engine/cli/analyze.py)
     gui         the desktop app: main.py adds it, the default when no command is given
 
 The command line prints; the library it calls returns values or raises, and logs.
@@ -16,6 +17,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from engine.cli.analyze import add_analyze_parser, run_analyze
 from engine.cli.export import add_export_arguments, run_export
 from engine.cli.train import add_train_parser, run_train
 from engine.cli.translate import add_evaluate_parser, add_translate_parser, run_evaluate, run_translate
@@ -51,6 +53,7 @@ def build_parser(prog: str = "python -m engine", gui: Handler | None = None) -> 
     )
     add_export_arguments(export)
     export.set_defaults(handler=run_export)
+    add_analyze_parser(commands).set_defaults(handler=run_analyze)
     return parser
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from engine.architecture import ATTENTION_KINDS, stack_of
+from engine.cli.analyze import figure_analysis
 from engine.cli.translate import LoadFailure, load_translator
 from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
@@ -60,7 +61,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         default="head",
         help="head: one map (default); grid: every layer and head of --kind; positional: the positional "
         "encodings; step: one decoder step's candidates and attention rows (--step, --layer, --head); "
-        "animation: the decoding, one frame per step (.gif, or .mp4 with imageio-ffmpeg)",
+        "animation: the decoding, one frame per step (.gif, or .mp4 with imageio-ffmpeg); importance, rollout, "
+        "value-norms: the head analysis (importance by masking, encoder rollout, ‖α·f(x)‖ of --kind/--layer/--head)",
     )
     parser.add_argument("--kind", choices=ATTENTION_KINDS, default="cross", help="which attention (default: cross)")
     parser.add_argument("--layer", type=int, help="layer, numbered from 1 (default: the last layer)")
@@ -160,7 +162,7 @@ def parse_selection(args: argparse.Namespace) -> FigureRequest:
 
 def check_against_model(selection: FigureRequest, cfg) -> None:
     """Layer and head ranges against the model's config, with messages in the command line's numbering."""
-    if selection.what in ("grid", "positional"):
+    if selection.what in ("grid", "positional", "importance", "rollout"):
         return  # these draw every layer and head
     kind = "cross" if selection.what in ("step", ANIMATION) else selection.kind
     stack = stack_of(kind)
@@ -201,14 +203,14 @@ def pixel_size(fig, width: int | None, height: int | None) -> tuple[int, int] | 
     return width, height
 
 
-def write_figure(trace: Trace, selection: FigureRequest, path: Path, args: argparse.Namespace) -> None:
+def write_figure(trace: Trace, selection: FigureRequest, path: Path, args: argparse.Namespace, analysis=None) -> None:
     from engine.render.figures import ExportError, build_figure, save_figure  # matplotlib loads here
 
     try:
         if selection.what == ANIMATION:
             write_animation(trace, selection, path, args)
             return
-        fig = build_figure(trace, selection)
+        fig = build_figure(trace, selection, analysis=analysis)
         save_figure(fig, path, dpi=args.dpi, size_px=pixel_size(fig, args.width, args.height))
     except ExportError as error:
         raise RuntimeFailure(str(error)) from None
@@ -260,7 +262,7 @@ def export_one(args: argparse.Namespace, translator, selection: FigureRequest) -
             f"warning: the sentence is longer than the model's {translator.cfg.max_positions} pieces; it was cut",
             file=sys.stderr,
         )
-    write_figure(trace, selection, out, args)
+    write_figure(trace, selection, out, args, figure_analysis(translator, trace, selection.what))
     print(f"wrote {out}")
     if args.trace is not None:
         save_trace(trace, args.trace)
@@ -310,7 +312,8 @@ def export_batch(args: argparse.Namespace, translator, selection: FigureRequest)
         except UsageError as error:
             tqdm.write(f"warning: line {number}: {error}; no figure", file=sys.stderr)
             continue
-        write_figure(trace, selection, out_dir / f"{number:0{digits}d}-{selection.what}.{fmt}", args)
+        path = out_dir / f"{number:0{digits}d}-{selection.what}.{fmt}"
+        write_figure(trace, selection, path, args, figure_analysis(translator, trace, selection.what))
         n_figures += 1
     trace_path = args.trace if args.trace is not None else out_dir / "traces.npz"
     try:

@@ -42,11 +42,13 @@ from engine.render.labels import (
     select_map,
     selection_title,
 )
-from engine.render.request import FIGURES, FigureRequest, PositionalParams
+from engine.render.request import ANALYSIS_FIGURES, FIGURES, FigureRequest, PositionalParams
 from engine.trace import Trace
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
+
+    from engine.analysis import Analysis
 
 # what the rows and columns of each kind are, for axis labels
 AXIS_NAMES = {
@@ -347,9 +349,15 @@ def row_bars(ax: Axes, weights: np.ndarray, pieces: Sequence[str], title: str) -
 # --- one dispatcher for the command line and the GUI ---
 
 
-def build_figure(trace: Trace | None, request: FigureRequest, explore: PositionalParams | None = None) -> Figure:
+def build_figure(
+    trace: Trace | None,
+    request: FigureRequest,
+    explore: PositionalParams | None = None,
+    analysis: Analysis | None = None,
+) -> Figure:
     """The figure `request` asks for. A positional figure draws `explore`'s table when given (or when
-    there is no trace); every other figure needs a trace. Raises ExportError or ValueError."""
+    there is no trace); every other figure needs a trace, and the analysis figures its `analysis`.
+    Raises ExportError or ValueError."""
     if request.what not in FIGURES:
         raise ValueError(f"unknown figure {request.what!r}; choose one of {', '.join(FIGURES)}")
     if request.what == "positional" and (explore is not None or trace is None):
@@ -359,6 +367,10 @@ def build_figure(trace: Trace | None, request: FigureRequest, explore: Positiona
         raise ExportError("nothing to export yet: type a sentence first")
     if request.what == "positional":
         return positional_figure(trace)
+    if request.what in ANALYSIS_FIGURES:
+        from engine.render.analysis_figures import analysis_figure  # it draws with this module's helpers
+
+        return analysis_figure(trace, analysis, request)
     kind = "cross" if request.what == "step" else request.kind
     last = trace.n_layers[kind] - 1
     layer = last if request.layer is None else request.layer

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from engine.render.labels import AVERAGE, Head
 
-FIGURES = ("head", "grid", "positional", "step")
+ANALYSIS_FIGURES = ("importance", "rollout", "value-norms")  # drawn from a head analysis (engine/analysis.py)
+FIGURES = ("head", "grid", "positional", "step", *ANALYSIS_FIGURES)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,16 @@ masking pass against masking one head at a time, value norms against the walkthr
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from engine.analysis import (
     analyze_trace,
@@ -19,6 +24,7 @@ from engine.architecture import ATTENTION_KINDS, cache_prefix
 from engine.decoding import DecodingOptions
 from engine.importance import (
     analysis_stages,
+    analyze,
     attention_modules,
     head_importance,
     head_importance_one_at_a_time,
@@ -28,9 +34,12 @@ from engine.importance import (
     single_head_masks,
 )
 from engine.model import ActivationCache
+from engine.render.figures import ExportError, build_figure, save_figure
+from engine.render.request import ANALYSIS_FIGURES, FigureRequest
 from engine.translator import TraceOptions, Translator, head_parameters
 from engine.walkthrough import build_walkthrough
 
+ROOT = Path(__file__).resolve().parents[2]
 SENTENCE = "Je suis étudiant et tu es mon ami."
 LN2 = math.log(2)
 
@@ -233,3 +242,59 @@ def test_stages_grow_until_every_kind_has_its_importance(translator, trace):
     assert len(top) == 5
     assert [row.importance for row in top] == sorted((row.importance for row in top), reverse=True)
     assert all(row.importance is not None for row in stages[-1].rows())
+
+
+# --- the command line and the figures ---
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_analyze_json_has_the_documented_shape(tiny_model_dir, translator):
+    result = run_cli("analyze", SENTENCE, "--model", tiny_model_dir, "--json", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data) == ["model", "source_pieces", "output_pieces", "heads", "rollout", "coverage"]
+    trace = translator.trace(SENTENCE, TraceOptions(with_qkv=True))
+    S, cfg = len(trace.src_pieces), translator.cfg
+    assert data["source_pieces"] == trace.src_pieces and data["output_pieces"] == trace.out_pieces
+    assert len(data["heads"]) == (cfg.n_encoder_layers + 2 * cfg.n_decoder_layers) * cfg.n_heads
+    keys = ["kind", "layer", "head", "entropy", "mean_distance", "diagonal", "previous", "sink", "max_weight"]
+    assert all(list(row) == [*keys, "importance"] for row in data["heads"])
+    first = data["heads"][0]
+    assert (first["kind"], first["layer"], first["head"]) == ("enc_self", 1, 1)  # numbered from 1
+    assert {row["layer"] for row in data["heads"] if row["kind"] == "dec_self"} == {1, 2, 3}
+    assert all(row["previous"] is None for row in data["heads"] if row["kind"] == "cross")
+    assert np.asarray(data["rollout"]).shape == (S, S)
+    np.testing.assert_allclose(np.asarray(data["rollout"]).sum(axis=1), 1.0, atol=1e-9)
+    assert len(data["coverage"]) == S
+
+
+def test_analyze_prints_a_table_and_refuses_empty_text(tiny_model_dir):
+    result = run_cli("analyze", SENTENCE, "--model", tiny_model_dir, "--device", "cpu", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    assert "the 3 most important heads" in result.stdout and "coverage" in result.stdout
+    assert result.stdout.count("\nenc self ") == 2 * 4  # 2 encoder layers × 4 heads
+    empty = run_cli("analyze", "  ", "--model", tiny_model_dir, "--device", "cpu")
+    assert empty.returncode == 2 and "empty" in empty.stderr
+
+
+@pytest.mark.parametrize("what", ANALYSIS_FIGURES)
+def test_analysis_figures_are_not_blank(translator, trace, tmp_path, what):
+    analysis = analyze(translator, trace)
+    fig = build_figure(trace, FigureRequest(what=what, kind="dec_self", layer=1, head=2), analysis=analysis)
+    path = save_figure(fig, tmp_path / f"{what}.png", dpi=60)
+    assert len(np.unique(np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3), axis=0)) > 30
+    with pytest.raises(ExportError, match="analysis"):
+        build_figure(trace, FigureRequest(what=what))
+
+
+def test_export_draws_the_analysis_figures(tiny_model_dir, tmp_path):
+    for what in ANALYSIS_FIGURES:
+        out = tmp_path / f"{what}.svg"
+        result = run_cli("export", SENTENCE, "--model", tiny_model_dir, "--device", "cpu", "--what", what, "--out", out)
+        assert result.returncode == 0, result.stderr
+        assert out.stat().st_size > 1000
