@@ -256,7 +256,7 @@ def value_norms(weights: np.ndarray, values: list[np.ndarray], w_o: list[np.ndar
     for layer, (v, projection) in enumerate(zip(values, w_o, strict=True)):
         n_heads, _, d_k = v.shape
         per_head = np.asarray(projection, dtype=np.float64).reshape(n_heads, d_k, -1)  # (H, d_k, d_model)
-        transformed = np.einsum("hkd,hdm->hkm", np.asarray(v, dtype=np.float64), per_head)  # (H, K, d_model)
+        transformed = np.asarray(v, dtype=np.float64) @ per_head  # (H, K, d_model): batched over heads
         out[layer] = weights[layer] * np.linalg.norm(transformed, axis=-1)[:, None, :]  # (H, Q, K)
     return out
 

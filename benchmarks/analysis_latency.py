@@ -1,0 +1,109 @@
+"""What the head analysis costs beyond the trace, for a 20-piece sentence (issue 18's budget: 30 ms).
+
+    python benchmarks/analysis_latency.py [--model resources/models/fr-en] [--threads N] [--repeats N]
+
+Prints one table, p50 and p95 in milliseconds: the trace itself (for scale), each numpy part of
+`analyze_trace` (statistics of every head, rollout, coverage, value norms with W^O and v), then
+importance by masking, one batched forced pass per kind, and the slow reference that masks one head
+at a time (one kind), so the gain from batching is visible. Pause other work on the machine first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TEST_TSV = ROOT.parent / "shared" / "data" / "tatoeba-fra-eng" / "test.tsv"
+FALLBACK = "Je ne pense pas que nous devrions partir avant la fin de la réunion, mais il est déjà très tard."
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def twenty_piece_sentence(translator) -> str:
+    """The first test sentence with 20 source pieces (</s> included), else a fixed long one."""
+    if TEST_TSV.exists():
+        for line in TEST_TSV.read_text(encoding="utf-8").splitlines():
+            source = line.split("\t")[0]
+            if len(translator.source(source).ids) == 20:
+                return source
+    return FALLBACK
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    fn()  # warm up
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append((time.perf_counter() - start) * 1000)
+    return statistics.median(runs), percentile(runs, 95)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+
+    import torch
+
+    from engine.analysis import analyze_trace, attention_rollout, kind_statistics, source_coverage
+    from engine.architecture import ATTENTION_KINDS
+    from engine.importance import (
+        head_importance,
+        head_importance_one_at_a_time,
+        output_projections,
+        recorded_values,
+    )
+    from engine.translator import TraceOptions, Translator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    translator = Translator.from_directory(args.model, "cpu")
+    model, sentence = translator.model, twenty_piece_sentence(translator)
+    trace = translator.trace(sentence, TraceOptions(with_qkv=True))
+    w_o, values = output_projections(model), recorded_values(model, trace)
+    n = args.repeats
+    rows: list[tuple[str, tuple[float, float]]] = [
+        (
+            "trace (greedy decode + capture, q/k/v)",
+            timed(lambda: translator.trace(sentence, TraceOptions(with_qkv=True)), n),
+        ),
+        (
+            "statistics of every head (3 kinds)",
+            timed(lambda: [kind_statistics(trace.attention(k), k) for k in ATTENTION_KINDS], n),
+        ),
+        ("rollout (encoder)", timed(lambda: attention_rollout(trace.enc_self), n)),
+        ("coverage", timed(lambda: source_coverage(trace.cross), n)),
+        ("W^O of every attention (once per model)", timed(lambda: output_projections(model), n)),
+        ("analyze_trace: all the numpy part", timed(lambda: analyze_trace(trace, w_o, values), n)),
+    ]
+    for kind in ATTENTION_KINDS:
+        rows.append(
+            (f"importance {kind}: one batched pass", timed(lambda kind=kind: head_importance(model, trace, kind), n))
+        )
+    slow = timed(lambda: head_importance_one_at_a_time(model, trace, "cross"), max(1, n // 5))
+    rows.append(("importance cross, one head at a time (reference)", slow))
+
+    print(f"model {args.model.name}, {torch.get_num_threads()} torch threads, {args.repeats} repeats")
+    print(f"sentence ({len(trace.src_pieces)} source pieces, {len(trace.tgt_pieces)} steps): {sentence}")
+    print(f"{'stage':<52}{'p50 ms':>10}{'p95 ms':>10}")
+    for name, (p50, p95) in rows:
+        print(f"{name:<52}{p50:>10.2f}{p95:>10.2f}")
+    beyond = rows[5][1][0] + sum(p50 for name, (p50, _) in rows if "batched" in name)
+    print(f"{'beyond the trace: numpy part + 3 batched passes':<52}{beyond:>10.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
