@@ -127,6 +127,15 @@ def test_cross_attention_diagonal_is_the_stretched_monotone_alignment():
     assert np.isnan(stats.previous[0, 0])  # no "previous piece" across two sequences
 
 
+def test_a_one_step_output_keeps_every_statistic_defined():
+    """An output of </s> alone: decoder self-attention has one row and one key, cross-attention one row."""
+    dec = kind_statistics(np.ones((1, 1, 1, 1)), "dec_self")
+    assert dec.entropy[0, 0] == 0.0 and dec.diagonal[0, 0] == 1.0 and np.isnan(dec.previous[0, 0])
+    cross = kind_statistics(np.array([0.2, 0.3, 0.5])[None, None, None], "cross")
+    assert cross.diagonal[0, 0] == pytest.approx(0.2)  # j*(0) = 0
+    assert cross.mean_distance[0, 0] == pytest.approx(0.3 + 2 * 0.5)
+
+
 def test_rollout_of_two_layers_by_hand():
     # two heads whose mean is A: the identity and 2A − I (rows [0 ½ ½], [1 0 0], [0 ½ ½])
     heads = np.stack([np.eye(3), 2 * A - np.eye(3)])
