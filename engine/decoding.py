@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.generation import constrain, length_penalised
 from engine.model import ActivationCache, DecoderCache, Transformer
 
 
@@ -19,7 +20,7 @@ from engine.model import ActivationCache, DecoderCache, Transformer
 class DecodingOptions:
     # strategy: beam_size 1 is greedy decoding
     beam_size: int = 1
-    length_penalty: float = 0.6  # GNMT's alpha: score = log p / ((5 + length) / 6) ** alpha
+    length_penalty: float = 0.6  # alpha: score = log p / ((5 + length) / 6) ** alpha (GNMT; Marian: length ** alpha)
     # limits: at most max_len_a * source_length + max_len_b target pieces, capped by max_positions
     max_len_a: float = 1.5
     max_len_b: int = 10
@@ -74,6 +75,7 @@ def _greedy_loop(
     finished = (generated.size(1) >= limits) | (generated == eos).any(dim=1)
     while not finished.all():
         logits = model.decode(inputs, memory, src, cache=cache)[:, -1]  # (B, V)
+        logits = constrain(model.rules, logits, torch.full_like(limits, generated.size(1)), limits, eos)
         chosen = logits.argmax(dim=-1).masked_fill(finished, model.cfg.pad_id)
         generated = torch.cat([generated, chosen[:, None]], dim=1)  # (B, t + 1)
         finished |= (chosen == eos) | (generated.size(1) >= limits)
@@ -145,7 +147,8 @@ def greedy_from_draft(
     memory = model.encode(src, capture) if memory is None else memory
     cache = model.new_cache()
     logits = model.decode(torch.tensor([inputs], device=src.device), memory, src, capture, cache)[0]  # (n, V)
-    predicted = logits.argmax(dim=-1).tolist()
+    positions = torch.arange(len(inputs), device=src.device)
+    predicted = constrain(model.rules, logits, positions, limit, cfg.eos_id).argmax(dim=-1).tolist()
     accepted = 0
     while accepted < len(draft) and accepted < len(predicted) and predicted[accepted] == draft[accepted]:
         accepted += 1
@@ -161,7 +164,8 @@ def greedy_from_draft(
         pass_capture = ActivationCache() if rows is not None else None
         logits = model.decode(torch.tensor([tokens[-1:]], device=src.device), memory, src, pass_capture, cache)[0]
         passes += 1
-        tokens.append(int(logits[-1].argmax()))
+        position = torch.tensor([len(tokens)], device=src.device)
+        tokens.append(int(constrain(model.rules, logits[-1:], position, limit, cfg.eos_id).argmax()))
         if rows is not None and pass_capture is not None:
             rows.add(pass_capture, logits, 1)
     log_probs = rows.into(capture) if rows is not None and capture is not None else None
@@ -204,14 +208,22 @@ class BeamResult:
 
 
 def length_normalised(log_prob: float, length: int, alpha: float) -> float:
-    return log_prob / (((5 + length) / 6) ** alpha)
+    """GNMT's score: log p / ((5 + length) / 6) ** alpha (engine.generation has the other form)."""
+    return length_penalised(log_prob, length, alpha, "gnmt")
 
 
 @torch.no_grad()
 def beam_search(
     model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions(), memory: Tensor | None = None
 ) -> BeamResult:
-    """Beam search for one sentence src (1, S). Beam size 1 gives exactly the greedy output."""
+    """Beam search for one sentence src (1, S). Beam size 1 gives exactly the greedy output.
+
+    A model whose rules say so (Marian) is searched as transformers' generate() searches it instead.
+    """
+    if model.rules.beam == "transformers":
+        from engine.beam_transformers import beam_search_transformers
+
+        return beam_search_transformers(model, src, options, memory)
     cfg = model.cfg
     K = options.beam_size
     limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions)
@@ -225,7 +237,9 @@ def beam_search(
     for step in range(limit):
         n = len(beams)
         logits = model.decode(inputs, memory.expand(n, -1, -1), src.expand(n, -1), cache=cache)[:, -1]
-        candidates = beam_log_probs[:, None] + logits.log_softmax(dim=-1)  # (n, V)
+        positions = torch.full((n,), step, device=src.device)
+        log_probs = constrain(model.rules, logits.log_softmax(dim=-1), positions, limit, cfg.eos_id)
+        candidates = beam_log_probs[:, None] + log_probs  # (n, V)
         top_scores, top_index = candidates.flatten().topk(min(2 * K, candidates.numel()))
         next_beams, parents, tokens, log_probs = [], [], [], []
         for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.architecture import NormPlacement
-from engine.positional import sinusoidal_table
+from engine.generation import GenerationRules
+from engine.positional import PositionalLayout, sinusoidal_table
+
+Activation = Literal["relu", "gelu", "gelu_tanh", "silu"]  # silu is Marian's "swish"
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "silu": F.silu,
+}
 
 
 @dataclass(frozen=True)
@@ -38,9 +48,13 @@ class ModelConfig:
     # positions
     max_positions: int = 256  # longest source or target, in pieces, including <s> and </s>
     pe_base: float = 10000.0
+    positional_layout: PositionalLayout = "interleaved"  # Marian: "halves" (every sin column, then every cos)
     # regularisation and variants
     dropout: float = 0.1
     norm: NormPlacement = "post"  # "post" as in the paper; "pre" puts LayerNorm before each sublayer
+    activation: Activation = "relu"  # of the feed-forward sublayer
+    scale_embedding: bool = True  # token embeddings × √d_model (Marian's scale_embedding)
+    final_logits_bias: bool = False  # a fixed (1, V) bias added to the logits (Marian's final_logits_bias)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -49,6 +63,10 @@ class ModelConfig:
             raise ValueError("share_embeddings needs equal source and target vocabulary sizes")
         if self.norm not in ("post", "pre"):
             raise ValueError(f"norm must be 'post' or 'pre', got {self.norm!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.positional_layout not in ("interleaved", "halves"):
+            raise ValueError(f"positional_layout must be 'interleaved' or 'halves', got {self.positional_layout!r}")
         for name in ("src_vocab_size", "tgt_vocab_size", "d_ff", "n_encoder_layers", "n_decoder_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -209,9 +227,10 @@ class FeedForward(nn.Module):
         self.w_1 = nn.Linear(cfg.d_model, cfg.d_ff)
         self.w_2 = nn.Linear(cfg.d_ff, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.activation = ACTIVATIONS[cfg.activation]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w_2(self.dropout(F.relu(self.w_1(x))))
+        return self.w_2(self.dropout(self.activation(self.w_1(x))))
 
 
 class Sublayer(nn.Module):
@@ -271,17 +290,21 @@ class DecoderLayer(nn.Module):
 
 class Transformer(nn.Module):
     positional: Tensor  # (max_positions, d_model) buffer, not a parameter
+    final_logits_bias: Tensor  # (1, V) buffer, only when cfg.final_logits_bias
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, rules: GenerationRules = GenerationRules()) -> None:
         super().__init__()
         self.cfg = cfg
+        self.rules = rules  # how decoding treats this model's outputs (engine/generation.py)
+        self.embed_scale = math.sqrt(cfg.d_model) if cfg.scale_embedding else 1.0
         self.src_embed = nn.Embedding(cfg.src_vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         self.tgt_embed = (
             self.src_embed
             if cfg.share_embeddings
             else nn.Embedding(cfg.tgt_vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         )
-        pe = torch.tensor(sinusoidal_table(cfg.max_positions, cfg.d_model, cfg.pe_base), dtype=torch.float32)
+        table = sinusoidal_table(cfg.max_positions, cfg.d_model, cfg.pe_base, cfg.positional_layout)
+        pe = torch.tensor(table, dtype=torch.float32)
         self.register_buffer("positional", pe, persistent=False)  # (max_positions, d_model)
         self.embed_dropout = nn.Dropout(cfg.dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
@@ -292,6 +315,8 @@ class Transformer(nn.Module):
         self.output = nn.Linear(cfg.d_model, cfg.tgt_vocab_size, bias=False)
         if cfg.tie_output:
             self.output.weight = self.tgt_embed.weight
+        if cfg.final_logits_bias:
+            self.register_buffer("final_logits_bias", torch.zeros(1, cfg.tgt_vocab_size))  # (1, V)
         self.output_t: Tensor | None = None  # see freeze_for_inference
         self.reset_parameters()
 
@@ -306,11 +331,11 @@ class Transformer(nn.Module):
                 embed.weight[self.cfg.pad_id].zero_()
 
     def embed(self, embedding: nn.Embedding, ids: Tensor, offset: int = 0) -> Tensor:
-        """Token embedding × √d_model plus the positional rows offset..offset+T-1."""
+        """Token embedding × √d_model (× 1 without scale_embedding) plus the positional rows offset..offset+T-1."""
         T = ids.size(1)
         if offset + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {offset + T} positions exceeds max_positions {self.cfg.max_positions}")
-        x = embedding(ids) * math.sqrt(self.cfg.d_model) + self.positional[offset : offset + T]
+        x = embedding(ids) * self.embed_scale + self.positional[offset : offset + T]
         return self.embed_dropout(x)  # (B, T, d_model)
 
     def source_mask(self, src: Tensor) -> Tensor:
@@ -349,7 +374,8 @@ class Transformer(nn.Module):
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, self_mask, memory_mask, f"decoder.{i}", capture, cache, i)
         x = self.decoder_norm(x)
-        return x @ self.output_t if self.output_t is not None else self.output(x)
+        logits = x @ self.output_t if self.output_t is not None else self.output(x)  # (B, T, V)
+        return logits + self.final_logits_bias if self.cfg.final_logits_bias else logits
 
     def forward(self, src: Tensor, tgt: Tensor, capture: ActivationCache | None = None) -> Tensor:
         """Teacher-forced pass: src (B, S), tgt (B, T) starting with <s> → logits (B, T, V)."""
