@@ -11,18 +11,20 @@ import logging
 import math
 import os
 import struct
-from dataclasses import MISSING, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from engine.decoding import DecodingOptions
 from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
 from engine.model import ModelConfig, Transformer
 from engine.paths import CONFIG_FILE
-from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, TokenizerError
+from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer, Tokenizer, TokenizerError
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +59,12 @@ class LoadedModel:
     """A model ready to translate: weights on a device, in eval mode, with its tokenizer."""
 
     model: Transformer
-    tokenizer: Tokenizer
+    tokenizer: TextTokenizer
     info: ModelInfo
     directory: Path
     device: torch.device
+    family: str = FORMAT_NAME  # which loader read it (engine/families)
+    decoding: DecodingOptions = field(default_factory=DecodingOptions)  # the model's own defaults
 
     @property
     def config(self) -> ModelConfig:
@@ -117,25 +121,40 @@ def save_model(model: Transformer, directory: Path, info: ModelInfo, extra: dict
     write_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2) + "\n").encode())
 
 
-def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
-    """Parse config.json; raises ModelLoadError naming what is wrong."""
-    directory = Path(directory)
+def read_config_json(directory: Path) -> dict:
+    """config.json as a mapping, read with a size bound; raises ModelLoadError naming what is wrong."""
+    return read_json(Path(directory), CONFIG_FILE, required=True) or {}
+
+
+def read_json(directory: Path, file_name: str, required: bool, limit: int = MAX_CONFIG_BYTES) -> dict | None:
+    """A small JSON object file of a model directory (None when absent and not `required`)."""
     if not directory.is_dir():
         raise ModelLoadError(f"{directory}: not a directory")
-    path = directory / CONFIG_FILE
+    path = directory / file_name
     if not path.is_file():
-        raise ModelLoadError(f"{directory}: not a model directory (no {CONFIG_FILE})")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelLoadError(
-            f"{CONFIG_FILE}: {path.stat().st_size} bytes, refused as oversized (a config is a few hundred)"
-        )
+        if not required:
+            return None
+        if file_name == CONFIG_FILE:
+            raise ModelLoadError(f"{directory}: not a model directory (no {CONFIG_FILE})")
+        raise ModelLoadError(f"{directory}: missing {file_name}")
+    if path.stat().st_size > limit:
+        raise ModelLoadError(f"{file_name}: {path.stat().st_size} bytes, refused as oversized (at most {limit:,})")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelLoadError(f"{CONFIG_FILE}: not valid JSON ({error})") from None
+        raise ModelLoadError(f"{file_name}: not valid JSON ({error})") from None
     except RecursionError:
-        raise ModelLoadError(f"{CONFIG_FILE}: not valid JSON (nested too deeply)") from None
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+        raise ModelLoadError(f"{file_name}: not valid JSON (nested too deeply)") from None
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{file_name}: not a JSON object")
+    return raw
+
+
+def read_config(directory: Path) -> tuple[ModelConfig, ModelInfo, dict]:
+    """Parse config.json; raises ModelLoadError naming what is wrong."""
+    directory = Path(directory)
+    raw = read_config_json(directory)
+    if raw.get("format") != FORMAT_NAME:
         raise ModelLoadError(f"{CONFIG_FILE}: not an Attention Studio model config (format is not {FORMAT_NAME!r})")
     try:
         check_model_section(raw["model"])
@@ -243,17 +262,28 @@ def check_safetensors_header(path: Path) -> int:
     return data_end
 
 
-def load_weights(model: Transformer, path: Path) -> None:
+def load_weights(
+    model: Transformer,
+    path: Path,
+    file_names: Mapping[str, Sequence[str]] | None = None,
+    ignored: frozenset[str] = frozenset(),
+) -> None:
     """Copy safetensors weights into `model`, checking every name and shape against its config.
 
-    The caller has checked the header (`check_safetensors_header`) first.
+    `file_names` gives, for a family whose files name tensors their own way, the names each of the
+    model's tensors may have in the file (the first present is read: tied tensors are saved under
+    one of several names); names in `ignored` may be present and are skipped. The caller has
+    checked the header (`check_safetensors_header`) first.
     """
     expected = unique_state(model)
+    candidates = file_names if file_names is not None else {name: (name,) for name in expected}
     try:
         with safe_open(str(path), framework="pt") as handle:
             names = set(handle.keys())
-            missing = sorted(set(expected) - names)
-            unexpected = sorted(names - set(expected))
+            source = {ours: next((n for n in candidates[ours] if n in names), candidates[ours][0]) for ours in expected}
+            missing = sorted(n for n in source.values() if n not in names)
+            known = {n for options in candidates.values() for n in options} | ignored
+            unexpected = sorted(names - known)
             if missing:
                 raise ModelLoadError(
                     f"{path.name}: missing tensor(s) {', '.join(missing[:3])}" + (" …" if len(missing) > 3 else "")
@@ -264,7 +294,8 @@ def load_weights(model: Transformer, path: Path) -> None:
                     + (" …" if len(unexpected) > 3 else "")
                 )
             with torch.no_grad():
-                for name, target in expected.items():
+                for ours, target in expected.items():
+                    name = source[ours]
                     shape = tuple(handle.get_slice(name).get_shape())
                     if shape != tuple(target.shape):
                         raise ModelLoadError(

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import sentencepiece as spm
 
@@ -18,6 +19,36 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 class TokenizerError(ValueError):
     """A SentencePiece model that cannot be used."""
+
+
+class TextTokenizer(Protocol):
+    """What the engine asks of a model family's tokenizer: text ↔ ids for one translation direction.
+
+    `Tokenizer` below is ours; engine/families/marian_tokenizer.py maps SentencePiece pieces through
+    a vocabulary file. Ids are the model's own; pieces are what the user sees.
+    """
+
+    @property
+    def src_vocab_size(self) -> int: ...
+
+    @property
+    def tgt_vocab_size(self) -> int: ...
+
+    def encode_source(self, text: str, alpha: float = 0.0) -> list[int]:
+        """Source ids as the encoder reads them, ending with </s>."""
+        ...
+
+    def encode_target(self, text: str, alpha: float = 0.0) -> list[int]:
+        """Target ids without the decoder's start token or </s>."""
+        ...
+
+    def source_pieces(self, ids: Sequence[int]) -> list[str]: ...
+
+    def target_pieces(self, ids: Sequence[int]) -> list[str]: ...
+
+    def decode_target(self, ids: Iterable[int]) -> str:
+        """Text of target ids, special tokens dropped."""
+        ...
 
 
 # Loads and uses a SentencePiece model in a child process: a file that crashes the native library

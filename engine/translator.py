@@ -12,7 +12,6 @@ over the output: row t of that pass equals the attention of incremental step t.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +22,7 @@ import torch
 
 from engine.architecture import KIND_PARTS, cache_prefix, stack_of
 from engine.beam_tree import BeamTree, beam_tree
-from engine.checkpoint import LoadedModel, load_model
+from engine.checkpoint import LoadedModel
 from engine.decoding import (
     BeamResult,
     DecodingOptions,
@@ -31,8 +30,10 @@ from engine.decoding import (
     greedy_decode,
     greedy_from_draft,
 )
+from engine.families import load_model
+from engine.generation import suppressed_log_probs
 from engine.model import ActivationCache, MultiHeadAttention, Transformer
-from engine.tokenizer import Tokenizer, encodable
+from engine.tokenizer import TextTokenizer, encodable
 from engine.trace import Trace
 from engine.walkthrough import HeadParameters, Walkthrough, build_walkthrough
 
@@ -77,7 +78,7 @@ class SourceIds:
     truncated: bool
 
 
-def encode_source(tokenizer: Tokenizer, text: str, max_positions: int) -> SourceIds:
+def encode_source(tokenizer: TextTokenizer, text: str, max_positions: int) -> SourceIds:
     """Source ids cut to the model's maximum length (keeping the final </s>)."""
     if not text.strip():
         raise EmptyInputError("nothing to translate: the text is empty")
@@ -98,7 +99,7 @@ def pad_batch(rows: list[list[int]], pad_id: int, device: torch.device) -> torch
 
 def translate_batch(
     model: Transformer,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     texts: list[str],
     options: DecodingOptions = DecodingOptions(),
     batch_size: int = 64,
@@ -175,6 +176,11 @@ class Translator:
     def device(self) -> torch.device:
         return self.loaded.device
 
+    @property
+    def default_decoding(self) -> DecodingOptions:
+        """The model's own decoding defaults (a Marian folder's num_beams, max_length, length_penalty)."""
+        return self.loaded.decoding
+
     def source(self, text: str) -> SourceIds:
         return encode_source(self.tokenizer, text, self.cfg.max_positions)
 
@@ -221,6 +227,7 @@ class Translator:
                 log_probs = self.model.decode(decoder_input, memory, src, capture)[0].log_softmax(dim=-1)  # (T, V)
             passes += 1
             timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
+        log_probs = suppressed_log_probs(self.model.rules, log_probs)  # what the model may output, as decoding saw it
         trace = self.build_trace(text, source, decoded.tokens, capture, log_probs, options, decoded.label)
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return Translation(replace(trace, timings=timings, decoder_passes=passes), decoded.tree)
@@ -255,10 +262,11 @@ class Translator:
         return build_walkthrough(trace, head_parameters(self.model, kind, layer, head), kind, layer, head, query)
 
     def embedding_norms(self, src_ids: Sequence[int]) -> np.ndarray:
-        """Length of each source piece's embedding × √d_model (what the positional row is added to)."""
+        """Length of each source piece's embedding × √d_model (× 1 without scale_embedding): what the
+        positional row is added to."""
         ids = torch.tensor([int(i) for i in src_ids], dtype=torch.long, device=self.device)  # (S,)
         with torch.inference_mode():
-            rows = self.model.src_embed(ids).double() * math.sqrt(self.cfg.d_model)  # (S, d)
+            rows = self.model.src_embed(ids).double() * self.model.embed_scale  # (S, d)
         return rows.norm(dim=1).cpu().numpy()
 
     def build_trace(
