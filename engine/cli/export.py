@@ -239,7 +239,7 @@ def save_trace(trace: Trace, path: Path) -> None:
 def trace_text(translator, text: str, top_k: int) -> Trace:
     from engine.translator import TraceOptions
 
-    return translator.trace(text, TraceOptions(top_k=top_k))
+    return translator.trace(text, TraceOptions(decoding=translator.default_decoding, top_k=top_k))
 
 
 # --- one sentence ---

@@ -32,13 +32,25 @@ def load_or_exit(model: Path, device: str):
         raise SystemExit(f"error: {error}") from None
 
 
+def decoding_options(translator, beam: int | None, length_penalty: float | None):
+    """The model's own decoding defaults (a Marian folder's num_beams, max_length, length_penalty),
+    with what the command line gave over them."""
+    from dataclasses import replace
+
+    chosen = {"beam_size": beam, "length_penalty": length_penalty}
+    try:
+        return replace(translator.default_decoding, **{k: v for k, v in chosen.items() if v is not None})
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
 def add_translate_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = commands.add_parser("translate", help="translate text with a model directory")
     p.add_argument("text", nargs="?", help="the sentence (omit it to read --file or standard input)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
     p.add_argument("--file", type=Path, help="translate one sentence per line of this file ('-' for stdin)")
-    p.add_argument("--beam", type=int, default=1, help="beam size (1 = greedy)")
-    p.add_argument("--length-penalty", type=float, default=0.6)
+    p.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the model's, 1 for ours)")
+    p.add_argument("--length-penalty", type=float, help="alpha (default: the model's, 0.6 for ours)")
     p.add_argument("--top-k", type=int, default=5, help="candidates recorded per step with --json")
     p.add_argument("--json", action="store_true", help="print the tokens and a summary of the trace as JSON")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -79,12 +91,11 @@ def read_lines(path: Path) -> list[str]:
 def run_translate(args: argparse.Namespace) -> int:
     import json
 
-    from engine.decoding import DecodingOptions
     from engine.tokenizer import encodable
     from engine.translator import EmptyInputError, TraceOptions
 
     translator = load_or_exit(args.model, args.device)
-    options = DecodingOptions(beam_size=args.beam, length_penalty=args.length_penalty)
+    options = decoding_options(translator, args.beam, args.length_penalty)
     if args.text is None:
         lines = read_lines(args.file or Path("-"))
     else:
@@ -116,8 +127,8 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument("--source-column", type=int, help="default: from the model's languages (fr column 0, en column 1)")
     p.add_argument("--target-column", type=int)
     p.add_argument("--limit", type=int, help="only the first N pairs")
-    p.add_argument("--beam", type=int, default=1)
-    p.add_argument("--length-penalty", type=float, default=0.6)
+    p.add_argument("--beam", type=int, help="beam size (default: the model's, 1 for ours)")
+    p.add_argument("--length-penalty", type=float, help="alpha (default: the model's, 0.6 for ours)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--output", type=Path, help="also write the translations, one per line")
     return p
@@ -126,15 +137,15 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
 def run_evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from engine.decoding import DecodingOptions
     from engine.training.evaluate import evaluate
 
     translator = load_or_exit(args.model, args.device)
+    options = decoding_options(translator, args.beam, args.length_penalty)
     started = time.perf_counter()
     result = evaluate(
         translator,
         args.test,
-        DecodingOptions(beam_size=args.beam, length_penalty=args.length_penalty),
+        options,
         source_column=args.source_column,
         target_column=args.target_column,
         limit=args.limit,
@@ -148,7 +159,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"model    {args.model} ({translator.loaded.info.source_language} → {translator.loaded.info.target_language})"
     )
     print(
-        f"test     {args.test} ({len(result.hypotheses)} pairs), decoding {'greedy' if args.beam == 1 else f'beam {args.beam}'}"
+        f"test     {args.test} ({len(result.hypotheses)} pairs), decoding {'greedy' if options.beam_size == 1 else f'beam {options.beam_size}'}"
     )
     print(f"BLEU     {result.bleu.score:.2f}   {result.bleu_signature}")
     print(f"chrF     {result.chrf.score:.2f}   {result.chrf_signature}")
