@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from engine.analysis import Analysis
 from engine.render.request import FigureRequest, PositionalParams
 from engine.trace import Trace
 from engine.walkthrough import Walkthrough
@@ -30,6 +31,9 @@ EXPORTS = {
     "grid": "Model grid",
     "positional": "Positional encodings",
     "step": "Decoder step",
+    "importance": "Head importance",
+    "rollout": "Attention rollout",
+    "value-norms": "Value norms",
     "walkthrough": "Walkthrough",
     "trace": "Trace data",
 }
@@ -49,6 +53,7 @@ class ExportJob:
     figure: FigureRequest | None = None  # the selection, for the figures engine.render.figures draws
     positional: PositionalParams | None = None  # a closed form to draw instead of the trace's rows
     walkthrough: Walkthrough | None = None
+    analysis: Analysis | None = None  # the head analysis on screen, for the importance / rollout / value-norms figures
     dpi: int | None = None  # PNG only
 
     @property
@@ -76,7 +81,7 @@ def write_export(job: ExportJob) -> None:
             raise ExportError("open the Walkthrough tab first: there is no walkthrough to export")
         save_walkthrough(job.walkthrough, job.path, dpi=png_dpi)
     elif job.figure is not None:
-        save_figure(build_figure(job.trace, job.figure, job.positional), job.path, dpi=png_dpi)
+        save_figure(build_figure(job.trace, job.figure, job.positional, analysis=job.analysis), job.path, dpi=png_dpi)
     else:
         raise ValueError(f"unknown export {job.what!r}")
 

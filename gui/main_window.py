@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from engine.paths import MODELS_ROOT
 from engine.render.request import FIGURES, FigureRequest
 from engine.trace import Trace
+from gui.analysis_panel import AnalysisPanel
 from gui.export import EXPORTS, FIGURE_FILTER, TRACE_FILTER, Exporter, ExportJob
 from gui.keystrokes import KeystrokeCoalescer
 from gui.maps import TokenFocus, latency_text, token_summary
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         build_menus(self)
         self._connect()
+        self.analysis_panel = AnalysisPanel(self)  # the Analysis tab; after _connect, so traces paint first
         restore_window(self)
 
         self._initial_model = initial_model(settings, model_dir, self.models_root)
@@ -382,6 +384,7 @@ class MainWindow(QMainWindow):
             figure=figure,
             positional=self.positional_view.closed_form() if what == "positional" else None,
             walkthrough=self.walkthrough if what == "walkthrough" else None,
+            analysis=self.analysis_panel.analysis,
             dpi=dpi or self.export_dpi,
         )
         self.exporter.submit(job)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from PySide6.QtCore import QObject, Signal
 
@@ -16,6 +17,9 @@ from engine.architecture import ATTENTION_KINDS
 from engine.render.labels import AVERAGE, Head
 from engine.trace import Trace
 from gui.maps import TokenFocus
+
+MapMode = Literal["weights", "rollout", "value-norms"]
+MAP_MODES: tuple[MapMode, ...] = get_args(MapMode)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class ViewState(QObject):
     stepChanged = Signal()
     # the forced prefix or the chosen beam node changed: the output to decode is different
     forcingChanged = Signal()
+    # what the head view draws for the selected head: its weights, the encoder rollout or value norms
+    mapModeChanged = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -47,6 +53,7 @@ class ViewState(QObject):
         self.step: int | None = None
         self.forced_prefix: tuple[int, ...] = ()  # target ids the output must start with
         self.beam_selection: tuple[int, ...] | None = None  # the beam node whose path is shown (it is forced too)
+        self.map_mode: MapMode = "weights"
         # sizes of the model on screen, so that stepping stops at the last layer or head
         self._n_layers = {kind: 1 for kind in ATTENTION_KINDS}
         self._n_heads = 1
@@ -114,6 +121,14 @@ class ViewState(QObject):
         if step != self.step:
             self.step = step
             self.stepChanged.emit()
+
+    def set_map_mode(self, mode: MapMode) -> None:
+        """Draw the selected head's weights, the encoder rollout, or the value-weighted norms."""
+        if mode not in MAP_MODES:
+            raise ValueError(f"unknown map mode {mode!r}; choose one of {', '.join(MAP_MODES)}")
+        if mode != self.map_mode:
+            self.map_mode = mode
+            self.mapModeChanged.emit()
 
     # --- steering the decoder ---
 

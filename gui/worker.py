@@ -99,6 +99,8 @@ class TranslationWorker(QObject):
     traceFailed = Signal(int, str)  # request id, one-line reason
     walkthroughReady = Signal(int, object)  # request id, engine.walkthrough.Walkthrough
     walkthroughFailed = Signal(int, str)
+    analysisReady = Signal(int, object)  # id of the trace's request, engine.analysis.Analysis (one per stage)
+    analysisFailed = Signal(int, str)
 
     def __init__(self, latest: LatestRequest, walkthrough_latest: LatestRequest | None = None) -> None:
         super().__init__()
@@ -200,6 +202,22 @@ class TranslationWorker(QObject):
             return
         self.walkthroughReady.emit(request_id, result)
 
+    @Slot(int, object)
+    def analyze(self, request_id: int, trace: Trace) -> None:
+        """The head analysis of `trace`, stage by stage; stops between stages once a newer request exists."""
+        if request_id != self._latest.value or self._translator is None:
+            return
+        from engine.importance import analysis_stages  # torch: in the worker thread only
+
+        try:
+            for analysis in analysis_stages(self._translator, trace):
+                if request_id != self._latest.value:
+                    return  # the user typed on: the rest of the masking passes are dropped
+                self.analysisReady.emit(request_id, analysis)
+        except Exception as error:  # a trace of another model, a bug: report it, keep the thread
+            log.exception("analysis failed")
+            self.analysisFailed.emit(request_id, _one_line(error))
+
 
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
@@ -218,11 +236,14 @@ class TranslationClient(QObject):
     # worker would translate (and the trace record) a text other than the one in the box.
     _translateRequested = Signal(int, object, object)
     _walkthroughRequested = Signal(int, object, str, int, int, int)
+    _analysisRequested = Signal(int, object)
 
     # to the window
     resultShown = Signal(object)  # TraceResult of the newest request: the trace, its beam tree and norms
     walkthroughShown = Signal(object)  # Walkthrough of the newest walkthrough request
     walkthroughFailed = Signal(str)
+    analysisShown = Signal(object, object)  # Trace, engine.analysis.Analysis of it (partial, then complete)
+    analysisFailed = Signal(str)
     emptyShown = Signal()
     translationFailed = Signal(str)
     modelLoaded = Signal(object)  # ModelSummary
@@ -236,6 +257,7 @@ class TranslationClient(QObject):
         self._walkthrough_latest = LatestRequest()
         self._pending_loads = 0
         self._pending_request: int | None = None  # id of a translation not yet answered
+        self._shown: tuple[int, Trace] | None = None  # the request id and trace last shown
         self._closed = False
         self.model: ModelSummary | None = None
 
@@ -248,6 +270,9 @@ class TranslationClient(QObject):
         self._walkthroughRequested.connect(self._worker.walkthrough)
         self._worker.walkthroughReady.connect(self._on_walkthrough_ready)
         self._worker.walkthroughFailed.connect(self._on_walkthrough_failed)
+        self._analysisRequested.connect(self._worker.analyze)
+        self._worker.analysisReady.connect(self._on_analysis_ready)
+        self._worker.analysisFailed.connect(self._on_analysis_failed)
         self._worker.modelLoaded.connect(self._on_model_loaded)
         self._worker.modelFailed.connect(self._on_model_failed)
         self._worker.traceReady.connect(self._on_trace_ready)
@@ -286,6 +311,14 @@ class TranslationClient(QObject):
             self._walkthroughRequested.emit(request_id, trace, kind, layer, head, query)
         return request_id
 
+    def analyze_shown(self) -> Trace | None:
+        """Ask for the head analysis of the trace on screen, under its own request id, so that a newer
+        keystroke makes it stale; returns that trace (None when nothing is shown)."""
+        if self._closed or self._shown is None or self._shown[0] != self._latest.value:
+            return None
+        self._analysisRequested.emit(*self._shown)
+        return self._shown[1]
+
     @property
     def loading(self) -> bool:
         return self._pending_loads > 0
@@ -319,6 +352,7 @@ class TranslationClient(QObject):
         if not self._is_newest(request_id):
             return  # a newer request is on its way: never show a stale result
         self._pending_request = None
+        self._shown = (request_id, result.trace)
         self.resultShown.emit(result)
         self.answered.emit()
 
@@ -331,6 +365,16 @@ class TranslationClient(QObject):
     def _on_walkthrough_failed(self, request_id: int, message: str) -> None:
         if not self._closed and request_id == self._walkthrough_latest.value:
             self.walkthroughFailed.emit(message)
+
+    @Slot(int, object)
+    def _on_analysis_ready(self, request_id: int, analysis) -> None:
+        if self._is_newest(request_id) and self._shown is not None and self._shown[0] == request_id:
+            self.analysisShown.emit(self._shown[1], analysis)
+
+    @Slot(int, str)
+    def _on_analysis_failed(self, request_id: int, message: str) -> None:
+        if self._is_newest(request_id):
+            self.analysisFailed.emit(message)
 
     @Slot(int)
     def _on_trace_empty(self, request_id: int) -> None:

@@ -16,13 +16,15 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QV
 
 from engine.render.labels import KIND_LABELS, head_label, select_map
 from engine.trace import Trace
+from gui.analysis_maps import MODE_TITLES, analysis_map
 from gui.maps import TokenFocus, focus_text, hover_text, link_opacities
 from gui.theme import is_dark
-from gui.view_state import ViewState
+from gui.view_state import MAP_MODES, ViewState
 from gui.views.heatmap import Heatmap
 from gui.views.model_view import placeholder_label
 
 MODES = ("Heatmap", "Lines")
+MAP_MODE_LABELS = {"weights": "Weights", "rollout": "Rollout", "value-norms": "Value norms"}
 
 
 class AttentionLines(QWidget):
@@ -139,9 +141,15 @@ class HeadView(QWidget):
         super().__init__(parent)
         self.view_state = view_state
         self.trace: Trace | None = None
+        self.analysis = None  # engine.analysis.Analysis of self.trace, once the worker has sent it
         self.weights = np.zeros((0, 0), dtype=np.float32)
 
         self.title = QLabel()
+        self.map_mode = QComboBox()
+        self.map_mode.setObjectName("mapMode")
+        for mode in MAP_MODES:
+            self.map_mode.addItem(MAP_MODE_LABELS[mode], mode)
+        self.map_mode.setToolTip("Draw the head's weights, the encoder's attention rollout, or ‖α·f(x)‖")
         self.mode = QComboBox()
         self.mode.addItems(MODES)
         self.mode.setToolTip("Show the head as a heatmap or as links between tokens")
@@ -152,12 +160,16 @@ class HeadView(QWidget):
         self.stack.addWidget(self.lines)
         self.placeholder = placeholder_label("The selected head appears here: click a map on the left.")
         self.stack.addWidget(self.placeholder)
+        self.unavailable = placeholder_label("")
+        self.unavailable.setWordWrap(True)
+        self.stack.addWidget(self.unavailable)
         self.readout = QLabel(" ")
         self.readout.setObjectName("hoverReadout")
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
+        top.addWidget(self.map_mode)
         top.addWidget(self.mode)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -167,7 +179,9 @@ class HeadView(QWidget):
 
         self.mode.currentIndexChanged.connect(self._show_page)
         self.mode.currentIndexChanged.connect(lambda index: self.modeChanged.emit(MODES[index]))
+        self.map_mode.activated.connect(lambda index: view_state.set_map_mode(self.map_mode.itemData(index)))
         self.heatmap.hovered.connect(self._on_heatmap_hovered)
+        view_state.mapModeChanged.connect(self._render)
         view_state.selectionChanged.connect(self._render)
         view_state.tokenChanged.connect(self._on_token_changed)
         view_state.stepChanged.connect(self._update_step)
@@ -175,7 +189,14 @@ class HeadView(QWidget):
 
     def set_trace(self, trace: Trace | None) -> None:
         self.trace = trace
+        self.analysis = None  # the analysis belongs to the trace it was computed for
         self._render()
+
+    def set_analysis(self, analysis) -> None:
+        """The analysis of the trace on screen (None: not computed yet); redraws in Rollout / Value norms."""
+        self.analysis = analysis
+        if self.view_state.map_mode != "weights":
+            self._render()
 
     def set_mode(self, mode: str) -> None:
         self.mode.setCurrentIndex(MODES.index(mode))
@@ -191,8 +212,10 @@ class HeadView(QWidget):
 
     def _render(self) -> None:
         state = self.view_state
+        self.map_mode.setCurrentIndex(MAP_MODES.index(state.map_mode))
+        shown = f" · {MODE_TITLES[state.map_mode]}" if state.map_mode != "weights" else ""
         self.title.setText(
-            f"<b>Layer {state.layer + 1} · {head_label(state.head)}</b> — {KIND_LABELS[state.kind].title}"
+            f"<b>Layer {state.layer + 1} · {head_label(state.head)}</b> — {KIND_LABELS[state.kind].title}{shown}"
             "<br><small>queries down, keys across</small>"
         )
         if self.trace is None:
@@ -204,9 +227,18 @@ class HeadView(QWidget):
             return
         self._show_page()
         queries, keys = self.trace.axis_pieces(state.kind)
-        self.weights = select_map(self.trace, state.kind, state.layer, state.head)
-        self.heatmap.set_matrix(self.weights, queries, keys)
-        self.lines.set_map(self.weights, queries, keys)
+        levels = (0.0, 1.0)
+        if state.map_mode == "weights":
+            self.weights = select_map(self.trace, state.kind, state.layer, state.head)
+        else:
+            shown = analysis_map(self.trace, self.analysis, state.map_mode, state.kind, state.layer, state.head)
+            if shown.matrix is None:
+                self.unavailable.setText(shown.message)
+                self.stack.setCurrentWidget(self.unavailable)
+                return
+            self.weights, levels = shown.matrix, shown.levels
+        self.heatmap.set_matrix(self.weights, queries, keys, levels)
+        self.lines.set_map(self.weights / max(levels[1], 1e-6), queries, keys)
         self._update_step()
 
     def _update_step(self) -> None:

@@ -81,10 +81,18 @@ class Heatmap(pg.GraphicsLayoutWidget):
         self.plot.vb.sigResized.connect(self._update_ticks)
         self._apply_palette()
 
-    def set_matrix(self, matrix: np.ndarray, row_labels: list[str], column_labels: list[str]) -> None:
+    def set_matrix(
+        self,
+        matrix: np.ndarray,
+        row_labels: list[str],
+        column_labels: list[str],
+        levels: tuple[float, float] = WEIGHT_LEVELS,
+    ) -> None:
+        """Show `matrix`; `levels` is the colour scale (attention weights: 0 to 1)."""
         self.matrix = matrix
         self.row_labels, self.column_labels = list(row_labels), list(column_labels)
         self.image.setImage(matrix, autoLevels=False)
+        self.colorbar.setLevels(values=levels)
         rows, columns = matrix.shape
         self.plot.setRange(xRange=(-0.5, columns - 0.5), yRange=(-0.5, rows - 0.5), padding=0)
         self._update_ticks()

@@ -35,9 +35,13 @@ class SentenceView(QWidget):
         self.truncated_notice.setObjectName("truncatedNotice")
         self.truncated_notice.setStyleSheet("QLabel { background: #f5c542; color: #222; padding: 3px 6px; }")
         self.truncated_notice.hide()
+        self.coverage_notice = QLabel()  # the coverage flag of the head analysis, when it has one
+        self.coverage_notice.setObjectName("coverageNotice")
+        self.coverage_notice.setStyleSheet("QLabel { color: #dc3232; }")
+        self.coverage_notice.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.source, self.translation, self.hint, self.truncated_notice):
+        for widget in (self.source, self.translation, self.hint, self.truncated_notice, self.coverage_notice):
             layout.addWidget(widget)
 
     def show_trace(self, trace: Trace) -> None:
@@ -45,9 +49,17 @@ class SentenceView(QWidget):
         self.translation.show()
         self.hint.hide()
         self.truncated_notice.setVisible(trace.truncated)
+        self.coverage_notice.hide()  # it belonged to the previous sentence
         self.truncated_notice.setText(
             f"⚠ The text was cut to the model's maximum length ({len(trace.src_pieces)} pieces); "
             "the end of it is not translated."
+        )
+
+    def show_coverage_flags(self, pieces: list[str]) -> None:
+        """Name the source pieces that received far less cross-attention than the others (none: hidden)."""
+        self.coverage_notice.setVisible(bool(pieces))
+        self.coverage_notice.setText(
+            f"⚠ Possibly untranslated (little cross-attention): {'  '.join(pieces)}" if pieces else ""
         )
 
     def show_hint(self, text: str) -> None:
@@ -55,5 +67,6 @@ class SentenceView(QWidget):
         self.translation.clear()
         self.translation.hide()
         self.truncated_notice.hide()
+        self.coverage_notice.hide()
         self.hint.setText(f"<i>{text}</i>")
         self.hint.show()

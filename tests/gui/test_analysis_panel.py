@@ -1,0 +1,159 @@
+"""The Analysis tab and the head view's Rollout / Value norms (issue 18) on the tiny model: the numbers
+are engine.analysis' for the trace on screen, computed in the worker only while someone looks, and an
+older sentence's analysis never stays on screen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from engine.analysis import analyze_trace, attention_rollout
+from engine.architecture import ATTENTION_KINDS
+from gui.analysis_maps import NO_ROLLOUT
+
+TIMEOUT_MS = 60_000
+TEXT = "je suis etudiant"
+
+
+def show(qtbot, window, text: str) -> None:
+    window.source.setText(text)
+    qtbot.waitUntil(lambda: window.trace is not None and window.trace.source_text == text, timeout=TIMEOUT_MS)
+
+
+def wait_for_analysis(qtbot, window, complete: bool = True) -> None:
+    panel = window.analysis_panel
+
+    def ready() -> bool:
+        analysis = panel.analysis
+        return analysis is not None and panel.trace is window.trace and (analysis.complete or not complete)
+
+    qtbot.waitUntil(ready, timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def analysed(window, qtbot):
+    window.tabs.setCurrentWidget(window.analysis_panel.view)
+    show(qtbot, window, TEXT)
+    wait_for_analysis(qtbot, window)
+    return window
+
+
+def table_rows(view) -> list[tuple[str, int, int, float]]:
+    """(kind, layer, head, entropy) of every row, 0-based, in the table's order."""
+    table, column = view.table, 3
+    assert table.horizontalHeaderItem(column).text() == "entropy"
+    rows = []
+    for row in range(table.rowCount()):
+        kind, layer, head = table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        rows.append((kind, layer, head, table.item(row, column).value))
+    return rows
+
+
+def test_the_table_has_one_row_per_head_with_the_engines_entropies(analysed):
+    trace = analysed.trace
+    view = analysed.analysis_panel.view
+    expected = analyze_trace(trace)
+    rows = table_rows(view)
+    assert len(rows) == sum(trace.n_layers[kind] * trace.n_heads for kind in ATTENTION_KINDS)
+    assert {(k, layer, h) for k, layer, h, _ in rows} == {
+        (kind, layer, head)
+        for kind in ATTENTION_KINDS
+        for layer in range(trace.n_layers[kind])
+        for head in range(trace.n_heads)
+    }
+    for kind, layer, head, entropy in rows:
+        assert entropy == pytest.approx(float(expected.statistics[kind].entropy[layer, head]), abs=1e-9)
+    # the table shows layers and heads numbered from 1, and every importance once it is complete
+    assert view.table.item(0, 1).text() == str(view.table.item(0, 1).value + 1)
+    assert all(view.table.item(row, 9).text() != "—" for row in range(view.table.rowCount()))
+    assert "Most important heads" in view.top_line.text() and view.top_line.text().count(" L") == 5
+    for kind in ATTENTION_KINDS:  # one importance map per kind, layers × heads, the engine's numbers
+        np.testing.assert_allclose(
+            view.importance_maps[kind].matrix, analysed.analysis_panel.analysis.importance[kind].drop, rtol=1e-6
+        )
+
+
+def test_clicking_a_row_opens_that_head(analysed, qtbot):
+    table, state = analysed.analysis_panel.view.table, analysed.view_state
+    target = next(
+        row
+        for row in range(table.rowCount())
+        if tuple(table.item(row, 0).data(Qt.ItemDataRole.UserRole)) == ("enc_self", 1, 2)
+    )
+    assert (state.kind, state.layer, state.head) != ("enc_self", 1, 2)
+    rect = table.visualItemRect(table.item(target, 5))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert (state.kind, state.layer, state.head) == ("enc_self", 1, 2)
+    np.testing.assert_array_equal(analysed.head_view.heatmap.image.image, analysed.trace.enc_self[1, 2])
+
+
+def test_a_new_sentence_drops_the_old_analysis(analysed, qtbot):
+    panel, view = analysed.analysis_panel, analysed.analysis_panel.view
+    shown: list[str] = []
+    analysed.client.analysisShown.connect(lambda trace, _analysis: shown.append(trace.source_text))
+    newer = "le chat est sur la table"
+    analysed.source.setText(newer)
+    qtbot.waitUntil(lambda: analysed.trace.source_text == newer, timeout=TIMEOUT_MS)
+    # the moment the new trace is painted, no row of the old sentence is left
+    assert panel.analysis is None or panel.trace is analysed.trace
+    wait_for_analysis(qtbot, analysed)
+    trace = analysed.trace
+    assert view.trace is trace and panel.analysis.coverage.received.shape == (len(trace.src_pieces),)
+    ticks = [label.lstrip("⚠") for _, label in view.coverage_plot.getAxis("bottom")._tickLevels[0]]
+    assert ticks == list(trace.src_pieces)
+    expected = analyze_trace(trace)
+    for kind, layer, head, entropy in table_rows(view):
+        assert entropy == pytest.approx(float(expected.statistics[kind].entropy[layer, head]), abs=1e-9)
+    assert set(shown) == {newer}  # nothing of the old sentence arrived after the new one was typed
+
+
+def test_nothing_is_computed_while_nobody_looks(window, qtbot):
+    show(qtbot, window, TEXT)
+    qtbot.wait(400)
+    assert window.analysis_panel.analysis is None
+    window.view_state.set_map_mode("value-norms")  # the head view now needs it
+    wait_for_analysis(qtbot, window, complete=False)
+
+
+def test_rollout_and_value_norms_replace_the_weights_in_the_head_view(window, qtbot):
+    state, head_view = window.view_state, window.head_view
+    show(qtbot, window, TEXT)
+    state.select("enc_self", 1, 0)
+    state.set_map_mode("rollout")
+    assert head_view.map_mode.currentText() == "Rollout"
+    wait_for_analysis(qtbot, window, complete=False)
+    expected = attention_rollout(window.trace.enc_self)[1]
+    np.testing.assert_allclose(head_view.heatmap.image.image, expected, rtol=1e-9)
+    assert head_view.stack.currentWidget() is head_view.heatmap
+    state.set_kind("cross")  # no rollout for the decoder's kinds: the view says why
+    assert head_view.stack.currentWidget() is head_view.unavailable
+    assert head_view.unavailable.text() == NO_ROLLOUT
+    head_view.map_mode.activated.emit(2)  # the user picks Value norms: the ViewState changes
+    assert state.map_mode == "value-norms"
+    norms = window.analysis_panel.analysis.value_norms["cross"][state.layer, state.head]
+    np.testing.assert_allclose(head_view.heatmap.image.image, norms, rtol=1e-9)
+    state.set_map_mode("weights")
+    np.testing.assert_array_equal(head_view.heatmap.image.image, window.trace.cross[state.layer, state.head])
+
+
+def test_the_export_menu_writes_an_importance_png(analysed, qtbot, tmp_path):
+    analysed.update_export_actions()
+    analysed.export_menu.aboutToShow.emit()
+    assert analysed.export_actions["importance"].isEnabled()
+    path = tmp_path / "importance.png"
+    outcome: list[str] = []
+    analysed.exporter.finished.connect(lambda job, error: outcome.append(error))
+    analysed.export_actions["importance"].setData(None)
+    analysed.export_to("importance", path)
+    qtbot.waitUntil(lambda: bool(outcome), timeout=TIMEOUT_MS)
+    assert outcome == [""]
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_analysis_exports_are_disabled_before_an_analysis(window, qtbot):
+    show(qtbot, window, TEXT)
+    window.export_menu.aboutToShow.emit()
+    assert window.export_actions["head"].isEnabled()
+    assert not window.export_actions["importance"].isEnabled()
+    assert not window.export_actions["rollout"].isEnabled()
