@@ -38,15 +38,23 @@ COLUMNS = (
     "kind",
     "layer",
     "head",
+    "importance",
     "entropy",
     "mean distance",
     "diagonal",
     "previous",
     "sink",
     "max weight",
-    "importance",
 )
-FIELDS = ("entropy", "mean_distance", "diagonal", "previous", "sink", "max_weight", "importance")
+FIELDS = (
+    "importance",
+    "entropy",
+    "mean_distance",
+    "diagonal",
+    "previous",
+    "sink",
+    "max_weight",
+)  # the sort comes first
 SHORT_KIND = {"enc_self": "enc self", "dec_self": "dec self", "cross": "cross"}
 IMPORTANCE_MAP = pg.colormap.get("CET-D1")  # diverging: red helps the output, blue hurts it
 FLAGGED, COVERED = (220, 50, 50), (70, 130, 200)
@@ -135,7 +143,7 @@ class AnalysisView(QWidget):
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.table)
         splitter.addWidget(right)
-        splitter.setSizes([520, 700])
+        splitter.setSizes([640, 640])
         layout = QVBoxLayout(self)
         layout.addWidget(self.top_line)
         layout.addWidget(splitter, 1)

@@ -214,8 +214,9 @@ class HeadView(QWidget):
         state = self.view_state
         self.map_mode.setCurrentIndex(MAP_MODES.index(state.map_mode))
         shown = f" · {MODE_TITLES[state.map_mode]}" if state.map_mode != "weights" else ""
+        head = "all heads" if state.map_mode == "rollout" else head_label(state.head)  # rollout mixes them
         self.title.setText(
-            f"<b>Layer {state.layer + 1} · {head_label(state.head)}</b> — {KIND_LABELS[state.kind].title}{shown}"
+            f"<b>Layer {state.layer + 1} · {head}</b> — {KIND_LABELS[state.kind].title}{shown}"
             "<br><small>queries down, keys across</small>"
         )
         if self.trace is None:

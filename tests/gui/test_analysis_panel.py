@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from engine.analysis import analyze_trace, attention_rollout
 from engine.architecture import ATTENTION_KINDS
 from gui.analysis_maps import NO_ROLLOUT
+from gui.views.analysis_view import COLUMNS
 
 TIMEOUT_MS = 60_000
 TEXT = "je suis etudiant"
@@ -41,7 +42,7 @@ def analysed(window, qtbot):
 
 def table_rows(view) -> list[tuple[str, int, int, float]]:
     """(kind, layer, head, entropy) of every row, 0-based, in the table's order."""
-    table, column = view.table, 3
+    table, column = view.table, COLUMNS.index("entropy")
     assert table.horizontalHeaderItem(column).text() == "entropy"
     rows = []
     for row in range(table.rowCount()):
@@ -66,7 +67,7 @@ def test_the_table_has_one_row_per_head_with_the_engines_entropies(analysed):
         assert entropy == pytest.approx(float(expected.statistics[kind].entropy[layer, head]), abs=1e-9)
     # the table shows layers and heads numbered from 1, and every importance once it is complete
     assert view.table.item(0, 1).text() == str(view.table.item(0, 1).value + 1)
-    assert all(view.table.item(row, 9).text() != "—" for row in range(view.table.rowCount()))
+    assert all(view.table.item(row, COLUMNS.index("importance")).text() != "—" for row in range(view.table.rowCount()))
     assert "Most important heads" in view.top_line.text() and view.top_line.text().count(" L") == 5
     for kind in ATTENTION_KINDS:  # one importance map per kind, layers × heads, the engine's numbers
         np.testing.assert_allclose(
