@@ -4,6 +4,8 @@ older sentence's analysis never stays on screen."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -97,7 +99,8 @@ def test_a_new_sentence_drops_the_old_analysis(analysed, qtbot):
     analysed.source.setText(newer)
     qtbot.waitUntil(lambda: analysed.trace.source_text == newer, timeout=TIMEOUT_MS)
     # the moment the new trace is painted, no row of the old sentence is left
-    assert panel.analysis is None or panel.trace is analysed.trace
+    assert view.trace is analysed.trace and view.analysis is panel.analysis
+    assert panel.analysis is None or panel.analysis.coverage.received.shape == (len(analysed.trace.src_pieces),)
     wait_for_analysis(qtbot, analysed)
     trace = analysed.trace
     assert view.trace is trace and panel.analysis.coverage.received.shape == (len(trace.src_pieces),)
@@ -120,11 +123,11 @@ def test_nothing_is_computed_while_nobody_looks(window, qtbot):
 def test_rollout_and_value_norms_replace_the_weights_in_the_head_view(window, qtbot):
     state, head_view = window.view_state, window.head_view
     show(qtbot, window, TEXT)
-    state.select("enc_self", 1, 0)
+    state.select("enc_self", 0, 0)
     state.set_map_mode("rollout")
     assert head_view.map_mode.currentText() == "Rollout"
     wait_for_analysis(qtbot, window, complete=False)
-    expected = attention_rollout(window.trace.enc_self)[1]
+    expected = attention_rollout(window.trace.enc_self)[0]  # after the first of the two encoder layers
     np.testing.assert_allclose(head_view.heatmap.image.image, expected, rtol=1e-9)
     assert head_view.stack.currentWidget() is head_view.heatmap
     state.set_kind("cross")  # no rollout for the decoder's kinds: the view says why
@@ -158,3 +161,41 @@ def test_analysis_exports_are_disabled_before_an_analysis(window, qtbot):
     assert window.export_actions["head"].isEnabled()
     assert not window.export_actions["importance"].isEnabled()
     assert not window.export_actions["rollout"].isEnabled()
+
+
+def test_a_newer_request_stops_the_worker_between_stages_and_the_client_drops_the_rest(
+    qtbot, tiny_model_dir, monkeypatch
+):
+    import engine.importance
+    from gui.worker import TranslationClient
+
+    client = TranslationClient()
+    try:
+        client.load_model(tiny_model_dir, "cpu")
+        qtbot.waitUntil(lambda: client.model is not None, timeout=TIMEOUT_MS)
+        shown: list = []
+        client.resultShown.connect(lambda result: shown.append(result.trace))
+        client.translate(TEXT)
+        qtbot.waitUntil(lambda: bool(shown), timeout=TIMEOUT_MS)
+        entered, release, passes = threading.Event(), threading.Event(), []
+        original = engine.importance.head_importance
+
+        def gated(*args, **kwargs):  # the first masking pass waits until a newer keystroke has come
+            passes.append(args[-1])
+            entered.set()
+            release.wait(10)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(engine.importance, "head_importance", gated)
+        analyses: list = []
+        client.analysisShown.connect(lambda trace, analysis: analyses.append(analysis))
+        assert client.analyze_shown() is shown[0]
+        assert entered.wait(30)  # the statistics stage is sent and waits in the queue: no events processed
+        client.translate("le chat dort")
+        release.set()
+        qtbot.waitUntil(lambda: len(shown) == 2, timeout=TIMEOUT_MS)
+        qtbot.wait(200)
+        assert analyses == []  # the statistics of the old trace arrived after the keystroke: dropped
+        assert passes == ["enc_self"]  # the other kinds' masking passes never ran
+    finally:
+        client.shutdown()
