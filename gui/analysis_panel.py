@@ -64,9 +64,8 @@ class AnalysisPanel(QObject):
             return
         self._asked_for = self.window.client.analyze_shown()
 
-    def _on_analysis(self, trace: Trace, analysis: Analysis) -> None:
-        if trace is not self.trace:
-            return  # the analysis of a trace no longer on screen
+    def _on_analysis(self, _trace: Trace, analysis: Analysis) -> None:
+        # the client sends only the analysis of the trace on screen (older ones are dropped there)
         self.analysis = analysis
         self._show()
 
