@@ -177,7 +177,7 @@ class HeadView(QWidget):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.readout)
 
-        self.mode.currentIndexChanged.connect(self._show_page)
+        self.mode.currentIndexChanged.connect(self._render)  # not only the page: a map may be unavailable
         self.mode.currentIndexChanged.connect(lambda index: self.modeChanged.emit(MODES[index]))
         self.map_mode.activated.connect(lambda index: view_state.set_map_mode(self.map_mode.itemData(index)))
         self.heatmap.hovered.connect(self._on_heatmap_hovered)

@@ -77,6 +77,22 @@ def test_the_table_has_one_row_per_head_with_the_engines_entropies(analysed):
         )
 
 
+def test_flagged_source_pieces_are_named_under_the_sentence_and_in_the_tab(analysed):
+    from dataclasses import replace
+
+    panel, trace = analysed.analysis_panel, analysed.trace
+    assert not analysed.sentence.coverage_notice.isVisible()  # nothing flagged on this sentence
+    flagged = np.zeros(len(trace.src_pieces), dtype=bool)
+    flagged[1] = True
+    coverage = replace(panel.analysis.coverage, flagged=flagged)
+    panel._on_analysis(trace, replace(panel.analysis, coverage=coverage))
+    notice = analysed.sentence.coverage_notice
+    assert notice.isVisible() and trace.src_pieces[1] in notice.text()
+    assert trace.src_pieces[1] in panel.view.coverage_line.text()
+    ticks = dict(panel.view.coverage_plot.getAxis("bottom")._tickLevels[0])
+    assert ticks[1] == f"⚠{trace.src_pieces[1]}" and not ticks[0].startswith("⚠")
+
+
 def test_clicking_a_row_opens_that_head(analysed, qtbot):
     table, state = analysed.analysis_panel.view.table, analysed.view_state
     target = next(
