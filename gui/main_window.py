@@ -34,7 +34,7 @@ from gui.export import EXPORTS, FIGURE_FILTER, TRACE_FILTER, Exporter, ExportJob
 from gui.keystrokes import KeystrokeCoalescer
 from gui.maps import TokenFocus, latency_text, token_summary
 from gui.menus import build_menus
-from gui.settings import initial_model, restore_window, save_window
+from gui.settings import initial_model, remember_model, restore_window, save_window
 from gui.view_state import ViewState
 from gui.views.beam_view import BeamView
 from gui.views.decoder_steps import DecoderStepsView
@@ -213,6 +213,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_loaded(self, summary: ModelSummary) -> None:
         self.statusBar().showMessage(f"Loaded {summary.name} on {summary.device}", 5000)
+        remember_model(self.settings, summary.directory)
         self.setWindowTitle(f"Attention Studio — {summary.name}")
         self.model_label.setText(f"model: {summary.name}")
         self.device_label.setText(f"device: {summary.device}")

@@ -1,8 +1,10 @@
-"""The main window's menu bar: File (open, export), Model (the shipped models, the device) and View
-(kind, layer, head, lines, dark mode). Every action only calls the window or its ViewState."""
+"""The main window's menu bar: File (open, export), Model (shipped, $ATTENTION_STUDIO_MODELS and recent
+models, the device) and View (kind, layer, head, lines, dark mode). Every action only calls the window
+or its ViewState."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -10,9 +12,10 @@ from PySide6.QtWidgets import QMenu
 
 from engine.architecture import ATTENTION_KINDS
 from engine.devices import DEVICE_CHOICES
-from engine.paths import shipped_models
+from engine.paths import extra_models, shipped_models
 from engine.render.labels import KIND_LABELS
 from gui.export import EXPORTS
+from gui.settings import recent_models
 from gui.theme import apply_theme
 
 if TYPE_CHECKING:
@@ -61,18 +64,29 @@ def rebuild_model_menu(window: MainWindow) -> None:
         window.model_actions.removeAction(action)
     window.model_menu.clear()  # deletes the model actions, which the menu owns
     current = window.client.model.directory if window.client.model else None
-    for directory in shipped_models(window.models_root):
-        action = window.model_menu.addAction(directory.name)
-        action.setCheckable(True)
-        action.setData(str(directory.resolve()))
-        action.setChecked(action.data() == current)
-        action.triggered.connect(lambda _=False, d=directory: window.load_model(d))
-        window.model_actions.addAction(action)
+    shipped = shipped_models(window.models_root) + extra_models()
+    for directory in shipped:
+        _add_model_action(window, directory, directory.name, current)
     if not window.model_actions.actions():
         window.model_menu.addAction(f"(no model under {window.models_root})").setEnabled(False)
+    known = {p.resolve() for p in shipped}
+    recent = [p for p in recent_models(window.settings) if p.resolve() not in known]
+    if recent:
+        window.model_menu.addSection("Recent")
+        for directory in recent:
+            _add_model_action(window, directory, f"{directory.name}  ({directory.parent})", current)
     window.model_menu.addSeparator()
     window.model_menu.addAction("&Open model…", window.open_model_dialog)
     window.model_menu.addMenu(window.device_menu)
+
+
+def _add_model_action(window: MainWindow, directory: Path, text: str, current: str | None) -> None:
+    action = window.model_menu.addAction(text)
+    action.setCheckable(True)
+    action.setData(str(directory.resolve()))
+    action.setChecked(action.data() == current)
+    action.triggered.connect(lambda _=False, d=directory: window.load_model(d))
+    window.model_actions.addAction(action)
 
 
 def _view_menu(window: MainWindow) -> None:

@@ -1,5 +1,5 @@
 """What the window remembers between runs (QSettings keys: window/*, view/dark, source/text,
-model/directory, export/directory), and the model to open at start."""
+model/directory, model/recent, export/directory), and the model to open at start."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from engine.paths import DEFAULT_MODEL_NAME
+from engine.paths import CONFIG_FILE, DEFAULT_MODEL_NAME
+
+RECENT_MODELS = 8  # model folders the Model menu remembers
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
@@ -55,3 +57,17 @@ def initial_model(settings: QSettings, model_dir: str | Path | None, models_root
     if last and (Path(str(last)) / "config.json").is_file():
         return Path(str(last))
     return models_root / DEFAULT_MODEL_NAME
+
+
+def recent_models(settings: QSettings) -> list[Path]:
+    """Model folders opened before, newest first; folders that are gone are left out."""
+    value = settings.value("model/recent", [])
+    entries = [value] if isinstance(value, str) else list(value or [])  # QSettings gives a str for one entry
+    return [Path(str(e)) for e in entries if (Path(str(e)) / CONFIG_FILE).is_file()]
+
+
+def remember_model(settings: QSettings, directory: str | Path) -> None:
+    """Put `directory` first in the recent models."""
+    resolved = Path(directory).resolve()
+    recent = [resolved, *(p for p in recent_models(settings) if p.resolve() != resolved)]
+    settings.setValue("model/recent", [str(p) for p in recent[:RECENT_MODELS]])
