@@ -82,7 +82,7 @@ def test_maps_and_logits_equal_transformers(hf, translator):
         capture = ActivationCache()
         with torch.no_grad():
             logits = translator.model(
-                torch.from_numpy(trace.src_ids)[None], torch.from_numpy(trace.tgt_ids)[None], capture
+                torch.tensor([trace.src_ids.tolist()]), torch.tensor([trace.tgt_ids.tolist()]), capture
             )
         torch.testing.assert_close(logits, out.logits, atol=ATOL, rtol=0)
         without_bias = logits - translator.model.final_logits_bias
