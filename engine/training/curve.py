@@ -37,7 +37,13 @@ def training_curve(rows: list[dict[str, str]], title: str) -> Figure:
         ax.set_ylabel("dev BLEU (greedy)")
         ax.grid(alpha=0.3)
         loss_ax = ax.twinx()
-        loss_ax.plot(steps, [float(r["train_loss"]) for r in single], color="#999999", linewidth=1, label="loss of the batch before it (noisy)")
+        loss_ax.plot(
+            steps,
+            [float(r["train_loss"]) for r in single],
+            color="#999999",
+            linewidth=1,
+            label="loss of the batch before it (noisy)",
+        )
         loss_ax.set_ylabel("training loss of one batch")
         lines = ax.get_legend_handles_labels()
         more = loss_ax.get_legend_handles_labels()
