@@ -165,6 +165,8 @@ def model_config(raw: dict, unk_id: int) -> ModelConfig:
             scale_embedding=get("scale_embedding"),
             final_logits_bias=True,
         )
+    except ModelLoadError:
+        raise  # a setting's own message already names config.json
     except ValueError as error:
         raise ModelLoadError(f"config.json: invalid model description ({error})") from None
 
