@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from engine.decoding import DecodingOptions
 from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
+from engine.generation import GenerationRules
 from engine.model import ModelConfig, Transformer
 from engine.paths import CONFIG_FILE
 from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer, Tokenizer, TokenizerError
@@ -311,6 +312,26 @@ def load_weights(
         raise ModelLoadError(f"{path.name}: corrupt safetensors file ({error})") from None
 
 
+def build_for_weights(cfg: ModelConfig, weights: Path, rules: GenerationRules = GenerationRules()) -> Transformer:
+    """The (untrained) model `cfg` describes, once the weights file's header has been checked and can
+    hold that many parameters; ModelLoadError otherwise.
+
+    Checked before building: a config that lies about its sizes would otherwise allocate (and
+    initialise) gigabytes, or take the process down, before the first shape is compared.
+    """
+    data_bytes = check_safetensors_header(weights)
+    needed = minimum_parameters(cfg)
+    if needed * MIN_BYTES_PER_PARAMETER > data_bytes:
+        raise ModelLoadError(
+            f"{CONFIG_FILE}: describes at least {needed:,} parameters, but {WEIGHTS_FILE} holds only "
+            f"{data_bytes:,} bytes of tensors (the config's shapes do not match the weights)"
+        )
+    try:
+        return Transformer(cfg, rules)
+    except (RuntimeError, ValueError, MemoryError) as error:  # e.g. sizes too large to allocate
+        raise ModelLoadError(f"{CONFIG_FILE}: cannot build the model it describes ({error})") from None
+
+
 def load_model(directory: Path | str, device: str = "auto", isolate_tokenizer: bool = True) -> LoadedModel:
     """Load a model directory; every failure is a ModelLoadError with a one-line message.
 
@@ -339,19 +360,7 @@ def load_model(directory: Path | str, device: str = "auto", isolate_tokenizer: b
             f"{CONFIG_FILE}: vocabulary sizes {cfg.src_vocab_size}/{cfg.tgt_vocab_size} disagree with the "
             f"tokenizer's {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size}"
         )
-    data_bytes = check_safetensors_header(weights)
-    # Checked before building: a config that lies about its sizes would otherwise allocate (and
-    # initialise) gigabytes, or take the process down, before the first shape is compared.
-    needed = minimum_parameters(cfg)
-    if needed * MIN_BYTES_PER_PARAMETER > data_bytes:
-        raise ModelLoadError(
-            f"{CONFIG_FILE}: describes at least {needed:,} parameters, but {WEIGHTS_FILE} holds only "
-            f"{data_bytes:,} bytes of tensors (the config's shapes do not match the weights)"
-        )
-    try:
-        model = Transformer(cfg)
-    except (RuntimeError, ValueError, MemoryError) as error:  # e.g. sizes too large to allocate
-        raise ModelLoadError(f"{CONFIG_FILE}: cannot build the model it describes ({error})") from None
+    model = build_for_weights(cfg, weights)
     load_weights(model, weights)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()

@@ -21,15 +21,13 @@ from pathlib import Path
 
 from engine.checkpoint import (
     MAX_POSITIONS_LIMIT,
-    MIN_BYTES_PER_PARAMETER,
     PICKLE_SUFFIXES,
     WEIGHTS_FILE,
     LoadedModel,
     ModelInfo,
     ModelLoadError,
-    check_safetensors_header,
+    build_for_weights,
     load_weights,
-    minimum_parameters,
     read_json,
     resolve_device,
     unique_state,
@@ -333,17 +331,7 @@ def load(directory: Path, raw: dict, device: str = "auto", isolate_tokenizer: bo
             f"tokenizer's {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size}"
         )
     rules, decoding = generation_defaults(raw, generation, cfg)
-    data_bytes = check_safetensors_header(weights)
-    needed = minimum_parameters(cfg)
-    if needed * MIN_BYTES_PER_PARAMETER > data_bytes:
-        raise ModelLoadError(
-            f"config.json: describes at least {needed:,} parameters, but {WEIGHTS_FILE} holds only "
-            f"{data_bytes:,} bytes of tensors (the config's shapes do not match the weights)"
-        )
-    try:
-        model = Transformer(cfg, rules)
-    except (RuntimeError, ValueError, MemoryError) as error:
-        raise ModelLoadError(f"config.json: cannot build the model it describes ({error})") from None
+    model = build_for_weights(cfg, weights, rules)
     ignored = frozenset(f"model.{side}.embed_positions.weight" for side in ("encoder", "decoder"))
     load_weights(model, weights, file_names(model), ignored)
     torch_device = resolve_device(device)
