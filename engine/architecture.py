@@ -14,6 +14,13 @@ from typing import Literal
 AttentionKind = Literal["enc_self", "dec_self", "cross"]
 ATTENTION_KINDS: tuple[AttentionKind, ...] = ("enc_self", "dec_self", "cross")
 NormPlacement = Literal["post", "pre"]  # "post" as in the paper; "pre" puts LayerNorm before each sublayer
+# the family tree: the paper's translator, the half BERT keeps, the half GPT keeps
+ModelShape = Literal["encoder-decoder", "encoder-only", "decoder-only"]
+SHAPE_KINDS: dict[str, tuple[AttentionKind, ...]] = {
+    "encoder-decoder": ATTENTION_KINDS,
+    "encoder-only": ("enc_self",),
+    "decoder-only": ("dec_self",),
+}
 
 Stack = Literal["encoder", "decoder"]
 Module = Literal["self_attn", "cross_attn"]

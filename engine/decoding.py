@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from engine.generation import constrain, length_penalised
-from engine.model import ActivationCache, DecoderCache, Transformer
+from engine.kv_cache import DecoderCache
+from engine.model import ActivationCache, Transformer
 
 
 @dataclass(frozen=True)

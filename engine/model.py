@@ -1,5 +1,9 @@
 """The encoder-decoder Transformer of "Attention Is All You Need", written out so every head's weights exist.
 
+The same modules also make the two halves the family tree keeps: an encoder-only model (BERT: no
+decoder layers, learned positions, token types, an embedding LayerNorm, an MLM head) and a
+decoder-only one (GPT-2: no encoder layers, so no cross-attention). `ModelConfig.shape` says which.
+
 Attention is a pure function returning (output, weights). Nothing is stashed on the modules: a caller
 that wants the maps passes an `ActivationCache`, which records tensors under stable names such as
 ``encoder.0.self_attn.weights`` or ``decoder.2.cross_attn.weights`` (shape (B, H, queries, keys)).
@@ -15,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.architecture import NormPlacement
+from engine.architecture import ModelShape, NormPlacement
 from engine.generation import GenerationRules
+from engine.kv_cache import DecoderCache, KVSlot
 from engine.positional import PositionalLayout, sinusoidal_table
 
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu"]  # silu is Marian's "swish"
+Positions = Literal["sinusoidal", "learned"]  # the paper's fixed table, or a trained one (BERT, GPT-2)
 ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
@@ -43,10 +49,11 @@ class ModelConfig:
     d_model: int = 512
     n_heads: int = 8
     d_ff: int = 2048
-    n_encoder_layers: int = 6
-    n_decoder_layers: int = 6
+    n_encoder_layers: int = 6  # 0: a decoder-only model (GPT-2), whose decoder layers have no cross-attention
+    n_decoder_layers: int = 6  # 0: an encoder-only model (BERT)
     # positions
     max_positions: int = 256  # longest source or target, in pieces, including <s> and </s>
+    positions: Positions = "sinusoidal"
     pe_base: float = 10000.0
     positional_layout: PositionalLayout = "interleaved"  # Marian: "halves" (every sin column, then every cos)
     # regularisation and variants
@@ -54,7 +61,15 @@ class ModelConfig:
     norm: NormPlacement = "post"  # "post" as in the paper; "pre" puts LayerNorm before each sublayer
     activation: Activation = "relu"  # of the feed-forward sublayer
     scale_embedding: bool = True  # token embeddings × √d_model (Marian's scale_embedding)
-    final_logits_bias: bool = False  # a fixed (1, V) bias added to the logits (Marian's final_logits_bias)
+    final_logits_bias: bool = (
+        False  # a fixed (1, V) bias added to the logits (Marian's final_logits_bias, BERT's MLM bias)
+    )
+    norm_eps: float = 1e-5  # every LayerNorm's epsilon (BERT: 1e-12)
+    # encoder-only models (BERT)
+    type_vocab_size: int = 0  # token-type (segment) embeddings; every token here is of type 0
+    embed_norm: bool = False  # a LayerNorm on the summed embeddings
+    lm_head: bool = True  # False: the folder has no trained output layer, so the engine predicts no tokens
+    mlm_transform: bool = False  # BERT's MLM head: dense → activation → LayerNorm before the output matrix
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -67,15 +82,30 @@ class ModelConfig:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.positional_layout not in ("interleaved", "halves"):
             raise ValueError(f"positional_layout must be 'interleaved' or 'halves', got {self.positional_layout!r}")
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_ff", "n_encoder_layers", "n_decoder_layers"):
+        if self.positions not in ("sinusoidal", "learned"):
+            raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
+        for name in ("src_vocab_size", "tgt_vocab_size", "d_ff"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("n_encoder_layers", "n_decoder_layers", "type_vocab_size"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.n_encoder_layers == 0 and self.n_decoder_layers == 0:
+            raise ValueError("a model needs encoder layers, decoder layers or both")
+        if self.norm_eps <= 0:
+            raise ValueError(f"norm_eps must be positive, got {self.norm_eps}")
         if self.max_positions < 3:
             raise ValueError(f"max_positions must be at least 3, got {self.max_positions}")
 
     @property
     def d_k(self) -> int:
         return self.d_model // self.n_heads
+
+    @property
+    def shape(self) -> ModelShape:
+        if self.n_encoder_layers == 0:
+            return "decoder-only"
+        return "encoder-only" if self.n_decoder_layers == 0 else "encoder-decoder"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,56 +149,6 @@ def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> tuple[Ten
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)
     return weights @ v, weights
-
-
-class KVSlot:
-    """Keys and values of one attention in one decoder layer, kept between decoding steps.
-
-    A self-attention slot grows by one position per step; a cross-attention slot is filled once
-    from the encoder output and reused.
-    """
-
-    def __init__(self, grows: bool) -> None:
-        self.grows = grows
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
-
-    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if self.k is not None and self.v is not None:
-            if not self.grows:
-                return self.k, self.v
-            k = torch.cat([self.k, k], dim=2)  # (B, H, t + 1, d_k)
-            v = torch.cat([self.v, v], dim=2)
-        self.k, self.v = k, v
-        return k, v
-
-    def reorder(self, index: Tensor) -> None:
-        if self.k is not None and self.v is not None:
-            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
-
-
-class DecoderCache:
-    """The KV slots of every decoder layer, and how many target positions they hold."""
-
-    def __init__(self, n_layers: int) -> None:
-        self.self_attn = [KVSlot(grows=True) for _ in range(n_layers)]
-        self.cross_attn = [KVSlot(grows=False) for _ in range(n_layers)]
-
-    @property
-    def length(self) -> int:
-        k = self.self_attn[0].k
-        return 0 if k is None else k.size(2)
-
-    def truncate(self, length: int) -> None:
-        """Forget every target position from `length` on (a draft was rejected there)."""
-        for slot in self.self_attn:
-            if slot.k is not None and slot.v is not None:
-                slot.k, slot.v = slot.k[:, :, :length], slot.v[:, :, :length]  # (B, H, length, d_k)
-
-    def reorder(self, index: Tensor) -> None:
-        """Keep the batch rows in `index` (beam search picks which hypotheses survive)."""
-        for slot in self.self_attn + self.cross_attn:
-            slot.reorder(index)
 
 
 class MultiHeadAttention(nn.Module):
@@ -238,7 +218,7 @@ class Sublayer(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.norm = nn.LayerNorm(cfg.d_model)
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
         self.pre = cfg.norm == "pre"
 
@@ -263,17 +243,22 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        self.has_cross = cfg.n_encoder_layers > 0  # a decoder-only model has no encoder to attend to
         self.self_attn = MultiHeadAttention(cfg)
-        self.cross_attn = MultiHeadAttention(cfg)
+        if self.has_cross:
+            self.cross_attn = MultiHeadAttention(cfg)
         self.feed_forward = FeedForward(cfg)
-        self.sub_self, self.sub_cross, self.sub_ff = Sublayer(cfg), Sublayer(cfg), Sublayer(cfg)
+        self.sub_self = Sublayer(cfg)
+        if self.has_cross:
+            self.sub_cross = Sublayer(cfg)
+        self.sub_ff = Sublayer(cfg)
 
     def forward(
         self,
         x: Tensor,
-        memory: Tensor,
+        memory: Tensor | None,
         self_mask: Tensor | None,
-        memory_mask: Tensor,
+        memory_mask: Tensor | None,
         name: str,
         capture: ActivationCache | None,
         cache: DecoderCache | None,
@@ -282,14 +267,28 @@ class DecoderLayer(nn.Module):
         self_slot = cache.self_attn[index] if cache is not None else None
         cross_slot = cache.cross_attn[index] if cache is not None else None
         x = self.sub_self(x, lambda h: self.self_attn(h, h, self_mask, f"{name}.self_attn", capture, self_slot))
-        x = self.sub_cross(
-            x, lambda h: self.cross_attn(h, memory, memory_mask, f"{name}.cross_attn", capture, cross_slot)
-        )
+        if self.has_cross:
+            x = self.sub_cross(
+                x, lambda h: self.cross_attn(h, memory, memory_mask, f"{name}.cross_attn", capture, cross_slot)
+            )
         return self.sub_ff(x, self.feed_forward)
 
 
+class MlmTransform(nn.Module):
+    """BERT's MLM head before the output matrix: dense → activation → LayerNorm."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model)
+        self.activation = ACTIVATIONS[cfg.activation]
+        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.activation(self.dense(x)))
+
+
 class Transformer(nn.Module):
-    positional: Tensor  # (max_positions, d_model) buffer, not a parameter
+    positional: Tensor  # (max_positions, d_model) buffer, not a parameter; only with sinusoidal positions
     final_logits_bias: Tensor  # (1, V) buffer, only when cfg.final_logits_bias
 
     def __init__(self, cfg: ModelConfig, rules: GenerationRules = GenerationRules()) -> None:
@@ -303,15 +302,22 @@ class Transformer(nn.Module):
             if cfg.share_embeddings
             else nn.Embedding(cfg.tgt_vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
         )
-        table = sinusoidal_table(cfg.max_positions, cfg.d_model, cfg.pe_base, cfg.positional_layout)
-        pe = torch.tensor(table, dtype=torch.float32)
-        self.register_buffer("positional", pe, persistent=False)  # (max_positions, d_model)
+        if cfg.positions == "learned":
+            self.position_embed = nn.Embedding(cfg.max_positions, cfg.d_model)
+        else:
+            table = sinusoidal_table(cfg.max_positions, cfg.d_model, cfg.pe_base, cfg.positional_layout)
+            pe = torch.tensor(table, dtype=torch.float32)
+            self.register_buffer("positional", pe, persistent=False)  # (max_positions, d_model)
+        if cfg.type_vocab_size:
+            self.type_embed = nn.Embedding(cfg.type_vocab_size, cfg.d_model)
+        self.embed_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.embed_norm else nn.Identity()
         self.embed_dropout = nn.Dropout(cfg.dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
         # pre-norm leaves the residual stream un-normalised, so each stack ends with a LayerNorm
-        self.encoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "pre" else nn.Identity()
-        self.decoder_norm = nn.LayerNorm(cfg.d_model) if cfg.norm == "pre" else nn.Identity()
+        self.encoder_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm == "pre" else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(cfg.d_model, eps=cfg.norm_eps) if cfg.norm == "pre" else nn.Identity()
+        self.mlm_transform = MlmTransform(cfg) if cfg.mlm_transform else nn.Identity()
         self.output = nn.Linear(cfg.d_model, cfg.tgt_vocab_size, bias=False)
         if cfg.tie_output:
             self.output.weight = self.tgt_embed.weight
@@ -330,19 +336,28 @@ class Transformer(nn.Module):
             with torch.no_grad():
                 embed.weight[self.cfg.pad_id].zero_()
 
+    def position_table(self) -> Tensor:
+        """(max_positions, d_model): the sinusoids, or the learned table of a BERT or GPT-2."""
+        return self.position_embed.weight if self.cfg.positions == "learned" else self.positional
+
     def embed(self, embedding: nn.Embedding, ids: Tensor, offset: int = 0) -> Tensor:
-        """Token embedding × √d_model (× 1 without scale_embedding) plus the positional rows offset..offset+T-1."""
+        """Token embedding × √d_model (× 1 without scale_embedding) plus the positional rows offset..offset+T-1
+        (plus BERT's token type 0, then its LayerNorm)."""
         T = ids.size(1)
         if offset + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {offset + T} positions exceeds max_positions {self.cfg.max_positions}")
-        x = embedding(ids) * self.embed_scale + self.positional[offset : offset + T]
-        return self.embed_dropout(x)  # (B, T, d_model)
+        x = embedding(ids) * self.embed_scale + self.position_table()[offset : offset + T]
+        if self.cfg.type_vocab_size:
+            x = x + self.type_embed.weight[0]
+        return self.embed_dropout(self.embed_norm(x))  # (B, T, d_model)
 
     def source_mask(self, src: Tensor) -> Tensor:
         return (src != self.cfg.pad_id)[:, None, None, :]  # (B, 1, 1, S)
 
-    def encode(self, src: Tensor, capture: ActivationCache | None = None) -> Tensor:
-        """src (B, S) ids → memory (B, S, d_model)."""
+    def encode(self, src: Tensor, capture: ActivationCache | None = None) -> Tensor | None:
+        """src (B, S) ids → memory (B, S, d_model); None for a decoder-only model, which has no encoder."""
+        if not self.encoder_layers:
+            return None
         mask = self.source_mask(src)
         x = self.embed(self.src_embed, src)
         if capture is not None:
@@ -354,12 +369,13 @@ class Transformer(nn.Module):
     def decode(
         self,
         tgt: Tensor,
-        memory: Tensor,
+        memory: Tensor | None,
         src: Tensor,
         capture: ActivationCache | None = None,
         cache: DecoderCache | None = None,
     ) -> Tensor:
-        """tgt (B, T) ids → logits (B, T, V). With a cache, tgt holds only the new positions."""
+        """tgt (B, T) ids → logits (B, T, V). With a cache, tgt holds only the new positions.
+        A decoder-only model has no memory (None) and ignores src."""
         offset = cache.length if cache is not None else 0
         T = tgt.size(1)
         x = self.embed(self.tgt_embed, tgt, offset)
@@ -370,12 +386,19 @@ class Transformer(nn.Module):
         keys = torch.arange(offset + T, device=tgt.device)
         queries = torch.arange(offset, offset + T, device=tgt.device)
         self_mask = (keys[None, :] <= queries[:, None])[None, None]  # (1, 1, T, offset + T)
-        memory_mask = self.source_mask(src)
+        memory_mask = self.source_mask(src) if memory is not None else None
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, self_mask, memory_mask, f"decoder.{i}", capture, cache, i)
-        x = self.decoder_norm(x)
+        return self.logits(self.decoder_norm(x))
+
+    def logits(self, x: Tensor) -> Tensor:
+        """(B, T, d_model) → (B, T, V) through the output matrix."""
         logits = x @ self.output_t if self.output_t is not None else self.output(x)  # (B, T, V)
         return logits + self.final_logits_bias if self.cfg.final_logits_bias else logits
+
+    def mlm_logits(self, memory: Tensor) -> Tensor:
+        """An encoder-only model's predictions for the positions of `memory` (B, N, d_model) → (B, N, V)."""
+        return self.logits(self.mlm_transform(memory))
 
     def forward(self, src: Tensor, tgt: Tensor, capture: ActivationCache | None = None) -> Tensor:
         """Teacher-forced pass: src (B, S), tgt (B, T) starting with <s> → logits (B, T, V)."""
