@@ -25,16 +25,21 @@ class DecodingOptions:
     # limits: at most max_len_a * source_length + max_len_b target pieces, capped by max_positions
     max_len_a: float = 1.5
     max_len_b: int = 10
+    max_new_tokens: int | None = None  # instead: exactly this limit (a decoder-only model continuing a prompt)
 
     def __post_init__(self) -> None:
         if self.beam_size < 1:
             raise ValueError(f"beam_size must be at least 1, got {self.beam_size}")
         if self.length_penalty < 0:
             raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
 
     def max_length(self, source_length: int, max_positions: int) -> int:
-        """Most target pieces to generate for a source of `source_length` pieces."""
-        return max(1, min(max_positions - 1, int(self.max_len_a * source_length) + self.max_len_b))
+        """Most target pieces to generate for a source of `source_length` pieces; `max_positions` is
+        what the decoder has room for (less a prompt's length for a decoder-only model)."""
+        wanted = self.max_new_tokens or int(self.max_len_a * source_length) + self.max_len_b
+        return max(1, min(max_positions - 1, wanted))
 
 
 @torch.no_grad()
@@ -44,20 +49,24 @@ def greedy_decode(
     options: DecodingOptions = DecodingOptions(),
     prefix: list[int] | None = None,
     memory: Tensor | None = None,
+    start: list[int] | None = None,
 ) -> list[list[int]]:
     """Greedy decoding of a batch src (B, S) → generated ids per sentence.
 
     `prefix` (ids after <s>) is forced onto every sentence before the greedy choices begin.
     `memory` is the encoder output of src when the caller has it already.
+    `start` replaces <s> as the decoder's first inputs: a decoder-only model's prompt.
     """
     cfg = model.cfg
     B = src.size(0)
+    start = list(start or [cfg.bos_id])
     lengths = (src != cfg.pad_id).sum(dim=1).tolist()
-    limits = torch.tensor([options.max_length(n, cfg.max_positions) for n in lengths], device=src.device)
+    room = cfg.max_positions - len(start) + 1
+    limits = torch.tensor([options.max_length(n, room) for n in lengths], device=src.device)
     prefix = list(prefix or [])
     memory = model.encode(src) if memory is None else memory
     generated = torch.tensor(prefix, dtype=torch.long, device=src.device).view(1, -1).expand(B, -1)  # (B, P)
-    inputs = torch.tensor([[cfg.bos_id] + prefix], device=src.device).expand(B, -1)  # (B, 1 + P)
+    inputs = torch.tensor([start + prefix], device=src.device).expand(B, -1)  # (B, len(start) + P)
     generated = _greedy_loop(model, src, memory, model.new_cache(), generated, inputs, limits)
     return [_strip(row, cfg.pad_id, cfg.eos_id) for row in generated.tolist()]
 
@@ -215,11 +224,16 @@ def length_normalised(log_prob: float, length: int, alpha: float) -> float:
 
 @torch.no_grad()
 def beam_search(
-    model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions(), memory: Tensor | None = None
+    model: Transformer,
+    src: Tensor,
+    options: DecodingOptions = DecodingOptions(),
+    memory: Tensor | None = None,
+    start: list[int] | None = None,
 ) -> BeamResult:
     """Beam search for one sentence src (1, S). Beam size 1 gives exactly the greedy output.
 
-    A model whose rules say so (Marian) is searched as transformers' generate() searches it instead.
+    `start` replaces <s> as the decoder's first inputs (a decoder-only model's prompt). A model
+    whose rules say so (Marian) is searched as transformers' generate() searches it instead.
     """
     if model.rules.beam == "transformers":
         from engine.beam_transformers import beam_search_transformers
@@ -227,17 +241,19 @@ def beam_search(
         return beam_search_transformers(model, src, options, memory)
     cfg = model.cfg
     K = options.beam_size
-    limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions)
-    memory = model.encode(src) if memory is None else memory  # (1, S, d)
+    start = list(start or [cfg.bos_id])
+    limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions - len(start) + 1)
+    memory = model.encode(src) if memory is None else memory  # (1, S, d); None without an encoder
     cache = model.new_cache()
     beams: list[list[int]] = [[]]
     beam_log_probs = torch.zeros(1, device=src.device)
-    inputs = torch.tensor([[cfg.bos_id]], device=src.device)
+    inputs = torch.tensor([start], device=src.device)
     finished: list[Hypothesis] = []
     steps: list[BeamStep] = []
     for step in range(limit):
         n = len(beams)
-        logits = model.decode(inputs, memory.expand(n, -1, -1), src.expand(n, -1), cache=cache)[:, -1]
+        memories = memory.expand(n, -1, -1) if memory is not None else None
+        logits = model.decode(inputs, memories, src.expand(n, -1), cache=cache)[:, -1]
         positions = torch.full((n,), step, device=src.device)
         log_probs = constrain(model.rules, logits.log_softmax(dim=-1), positions, limit, cfg.eos_id)
         candidates = beam_log_probs[:, None] + log_probs  # (n, V)

@@ -28,6 +28,8 @@ class TextTokenizer(Protocol):
     a vocabulary file. Ids are the model's own; pieces are what the user sees.
     """
 
+    mask_id: int | None  # an encoder-only model's [MASK] (BERT); None for translation and GPT-2 tokenizers
+
     @property
     def src_vocab_size(self) -> int: ...
 
@@ -113,6 +115,8 @@ def _encode(processor: spm.SentencePieceProcessor, text: str, alpha: float) -> l
 
 class Tokenizer:
     """Text ↔ ids for a translation direction; `src_path` and `tgt_path` may be the same file."""
+
+    mask_id: int | None = None  # no [MASK] in a translation vocabulary
 
     def __init__(self, src_path: Path, tgt_path: Path | None = None, isolate: bool = False) -> None:
         """With `isolate`, each file is first read in a child process (see check_in_child)."""

@@ -1,20 +1,36 @@
-"""The Trace: everything the app shows about one translation, as numpy arrays in a frozen dataclass.
+"""The Trace: everything the app shows about one pass of a model, as numpy arrays in a frozen dataclass.
 
-Numpy only (no torch, no Qt), so the GUI imports it freely. Layout, with S source pieces (ending
-with </s>), T decoder steps, L layers, H heads, k candidates:
+Numpy only (no torch, no Qt), so the GUI imports it freely. One contract for the three shapes of
+the family tree: the encoder–decoder translator, an encoder-only model (BERT) and a decoder-only
+one (GPT-2). A part a model does not have is empty (a zero-length axis), never missing.
+
+Encoder–decoder, with S source pieces (ending with </s>), T decoder steps, L layers, H heads, k
+candidates, G = T outputs:
 
 | field                  | shape        | meaning                                                       |
 |------------------------|--------------|---------------------------------------------------------------|
 | src_ids, src_pieces    | S            | source pieces as shown to the user                            |
 | tgt_ids, tgt_pieces    | T            | decoder input at each step: <s>, y1 … y(T-1)                  |
-| out_ids, out_pieces    | T            | the token chosen at each step: y1 … yT (yT is </s> normally)  |
+| out_ids, out_pieces    | G            | the token chosen at each step: y1 … yT (yT is </s> normally)  |
+| out_positions          | G            | the query row each output was predicted at (here 0 … T-1)     |
 | enc_self               | L×H×S×S      | encoder self-attention; rows sum to 1                         |
 | dec_self               | L×H×T×T      | masked decoder self-attention; strictly upper triangle is 0   |
 | cross                  | L×H×T×S      | encoder–decoder attention; row t = what step t looked at      |
-| topk_ids, topk_probs   | T×k          | the k most probable next tokens at each step, best first      |
-| topk_pieces            | T×k          | their pieces                                                  |
-| positional             | S×d_model    | positional-encoding rows added to the source embeddings       |
+| topk_ids, topk_probs   | G×k          | the k most probable next tokens at each step, best first      |
+| topk_pieces            | G×k          | their pieces                                                  |
+| positional             | P×d_model    | positional rows added to the input embeddings (P = S here)    |
+| positions              | scalar       | "sinusoidal" (the paper's table) or "learned" (a trained one) |
 | qkv                    | name → array | optional: per attention, q/k/v/scores/z per head (see below)  |
+
+Encoder-only (BERT): `src_*` hold the input with its special tokens ([CLS] … [SEP]) and `enc_self`
+is L×H×S×S; `tgt_*`, `dec_self` and `cross` are empty (T = 0, no decoder layers). When the input
+has [MASK] tokens and the model its MLM head, `out_*` hold the best filler of each mask,
+`out_positions` the masks' indices in `src_ids`, and `topk_*` the candidates; otherwise G = 0.
+
+Decoder-only (GPT-2): `tgt_ids` holds the sequence fed to the model (the prompt and every generated
+token but the last), `out_ids` the G generated tokens, with `out_ids[j]` chosen after reading
+`tgt_ids[T − G + j]` (`out_positions`); `dec_self` is L×H×T×T; `src_*`, `enc_self` and `cross` are
+empty; `positional` has T rows.
 
 `qkv` keys are ``<encoder|decoder>.<layer>.<self_attn|cross_attn>.<what>`` with ``what`` one of
 query_input (Tq×d_model), key_input (Tk×d_model), q, k, v (H×T×d_k), scores (H×Tq×Tk, before
@@ -34,15 +50,17 @@ from typing import Any
 
 import numpy as np
 
-from engine.architecture import ATTENTION_KINDS, check_kind
+from engine.architecture import ATTENTION_KINDS, SHAPE_KINDS, AttentionKind, ModelShape, check_kind
 from engine.files import write_atomic
 
 SCHEMA = "attention-studio-trace"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: out_positions and positions, for encoder-only and decoder-only models
+READABLE_VERSIONS = (1, 2)  # a version-1 file is an encoder–decoder trace
 _ARRAY_FIELDS = (
     "src_ids",
     "tgt_ids",
     "out_ids",
+    "out_positions",
     "enc_self",
     "dec_self",
     "cross",
@@ -51,7 +69,18 @@ _ARRAY_FIELDS = (
     "positional",
 )
 _LIST_FIELDS = ("src_pieces", "tgt_pieces", "out_pieces", "topk_pieces")
-_SCALAR_FIELDS = ("source_text", "translation", "model_name", "device", "decoding", "truncated", "decoder_passes")
+_SCALAR_FIELDS = (
+    "source_text",
+    "translation",
+    "model_name",
+    "device",
+    "decoding",
+    "truncated",
+    "decoder_passes",
+    "positions",
+)
+# what a version-1 file lacks
+_DEFAULTS: dict[str, Any] = {"positions": "sinusoidal"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,8 +107,13 @@ class Trace:
     decoding: str = "greedy"
     truncated: bool = False  # the source was cut to the model's maximum length
     decoder_passes: int = 0  # decoder forward calls this trace cost (decode + capture)
+    positions: str = "sinusoidal"  # or "learned": what `positional` holds
+    out_positions: np.ndarray | None = None  # None: the last G rows of tgt (encoder–decoder, decoder-only)
 
     def __post_init__(self) -> None:
+        if self.out_positions is None:
+            T, G = len(self.tgt_pieces), len(self.out_pieces)
+            object.__setattr__(self, "out_positions", np.arange(T - G, T, dtype=np.int64))
         for name in _ARRAY_FIELDS:
             getattr(self, name).setflags(write=False)
         for array in (self.qkv or {}).values():
@@ -87,25 +121,42 @@ class Trace:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ValueError if the shapes disagree with the token counts."""
-        S, T = len(self.src_pieces), len(self.tgt_pieces)
+        """Raise ValueError if the shapes disagree with the token counts or with one another."""
+        S, T, G = len(self.src_pieces), len(self.tgt_pieces), len(self.out_pieces)
         L_enc, H = self.enc_self.shape[:2]
         L_dec = self.dec_self.shape[0]
+        if L_enc == 0 and L_dec == 0:
+            raise ValueError("a trace needs encoder layers, decoder layers or both")
+        L_cross = L_dec if L_enc and L_dec else 0  # only a translator has cross-attention
+        P = T if L_enc == 0 else S  # the input the positional rows were added to
         expected = {
             "src_ids": (S,),
             "tgt_ids": (T,),
-            "out_ids": (T,),
+            "out_ids": (G,),
+            "out_positions": (G,),
             "enc_self": (L_enc, H, S, S),
             "dec_self": (L_dec, H, T, T),
-            "cross": (L_dec, H, T, S),
+            "cross": (L_cross, H, T, S),
             "topk_ids": self.topk_probs.shape,
-            "positional": (S, self.positional.shape[1]),
+            "positional": (P, self.positional.shape[1]),
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
                 raise ValueError(f"trace field {name} has shape {getattr(self, name).shape}, expected {shape}")
-        if len(self.out_pieces) != T or self.topk_probs.shape[0] != T or len(self.topk_pieces) != T:
-            raise ValueError("trace step fields disagree with the number of decoder steps")
+        if self.topk_probs.shape[0] != G or len(self.topk_pieces) != G:
+            raise ValueError("trace step fields disagree with the number of outputs")
+        if L_dec == 0 and T:
+            raise ValueError("an encoder-only trace has no decoder input")
+        if L_enc == 0 and S:
+            raise ValueError("a decoder-only trace has no source")
+        if L_dec and not np.array_equal(self.out_positions, np.arange(T - G, T)):
+            raise ValueError("a decoder's outputs are predicted at the last rows of its input")
+        if L_enc and L_dec and G != T:
+            raise ValueError("a translation has one output per decoder step")
+        if G and not (0 <= self.out_positions.min() and self.out_positions.max() < (T if L_dec else S)):
+            raise ValueError("trace out_positions point outside the input")
+        if self.positions not in ("sinusoidal", "learned"):
+            raise ValueError(f"trace positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
 
     # --- what the views ask for ---
 
@@ -116,6 +167,34 @@ class Trace:
     @property
     def n_heads(self) -> int:
         return self.enc_self.shape[1]
+
+    @property
+    def shape(self) -> ModelShape:
+        if self.enc_self.shape[0] == 0:
+            return "decoder-only"
+        return "encoder-only" if self.dec_self.shape[0] == 0 else "encoder-decoder"
+
+    @property
+    def kinds(self) -> tuple[AttentionKind, ...]:
+        """The attention kinds this model has, in the usual order."""
+        return SHAPE_KINDS[self.shape]
+
+    @property
+    def input_pieces(self) -> list[str]:
+        """The pieces the positional rows belong to: the source, or a decoder-only model's input."""
+        return self.tgt_pieces if self.shape == "decoder-only" else self.src_pieces
+
+    @property
+    def input_ids(self) -> np.ndarray:
+        return self.tgt_ids if self.shape == "decoder-only" else self.src_ids
+
+    def prediction_at(self, kind: str, row: int) -> str | None:
+        """The piece predicted from query row `row` of `kind` (None where that row predicts nothing:
+        an encoder row of a translator, a prompt row of GPT-2 but its last, a BERT row without [MASK])."""
+        if kind == "enc_self" and self.shape != "encoder-only":
+            return None
+        hits = np.flatnonzero(self.out_positions == row)
+        return self.out_pieces[int(hits[0])] if hits.size else None
 
     def attention(self, kind: str) -> np.ndarray:
         """L×H×queries×keys for kind 'enc_self', 'dec_self' or 'cross'."""
@@ -151,7 +230,7 @@ class Trace:
                 raise ValueError(f"{Path(path).name}: not an Attention Studio trace (no meta_json entry)")
             meta = json.loads(str(data["meta_json"]))
             _check_schema(meta)
-            arrays: dict[str, Any] = {name: data[name] for name in _ARRAY_FIELDS}
+            arrays: dict[str, Any] = {name: data[name] for name in _ARRAY_FIELDS if name in data.files}
             qkv = {key[4:]: data[key] for key in data.files if key.startswith("qkv/")} or None
         return cls(**arrays, qkv=qkv, **_meta_fields(meta))
 
@@ -160,6 +239,8 @@ class Trace:
         out.update({name: getattr(self, name) for name in _SCALAR_FIELDS + _LIST_FIELDS})
         out["timings"] = self.timings
         out.update({name: getattr(self, name).tolist() for name in _ARRAY_FIELDS})
+        # nested lists lose the axes after a zero-length one (a GPT-2's empty enc_self is 0×H×0×0)
+        out["shapes"] = {name: list(getattr(self, name).shape) for name in _ARRAY_FIELDS}
         out["qkv"] = {k: v.tolist() for k, v in self.qkv.items()} if self.qkv else None
         return out
 
@@ -170,10 +251,13 @@ class Trace:
     def from_json(cls, text: str) -> Trace:
         raw = json.loads(text)
         _check_schema(raw)
-        dtypes = {"src_ids": np.int64, "tgt_ids": np.int64, "out_ids": np.int64, "topk_ids": np.int64}
+        dtypes = {name: np.int64 for name in ("src_ids", "tgt_ids", "out_ids", "out_positions", "topk_ids")}
         arrays: dict[str, Any] = {
-            name: np.asarray(raw[name], dtype=dtypes.get(name, np.float32)) for name in _ARRAY_FIELDS
+            name: np.asarray(raw[name], dtype=dtypes.get(name, np.float32)) for name in _ARRAY_FIELDS if name in raw
         }
+        for name, shape in raw.get("shapes", {}).items():
+            if name in arrays and arrays[name].size == 0:
+                arrays[name] = arrays[name].reshape(shape)
         qkv = {k: np.asarray(v, dtype=np.float32) for k, v in raw["qkv"].items()} if raw.get("qkv") else None
         return cls(**arrays, qkv=qkv, **_meta_fields(raw))
 
@@ -220,13 +304,13 @@ class Trace:
 def _check_schema(meta: dict) -> None:
     if meta.get("schema") != SCHEMA:
         raise ValueError(f"not an Attention Studio trace (schema is {meta.get('schema')!r})")
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    if meta.get("schema_version") not in READABLE_VERSIONS:
         raise ValueError(
             f"trace schema version {meta.get('schema_version')} is not supported (expected {SCHEMA_VERSION})"
         )
 
 
 def _meta_fields(meta: dict) -> dict[str, Any]:
-    out = {name: meta[name] for name in _SCALAR_FIELDS + _LIST_FIELDS}
+    out = {name: meta[name] if name in meta else _DEFAULTS[name] for name in _SCALAR_FIELDS + _LIST_FIELDS}
     out["timings"] = dict(meta.get("timings", {}))
     return out

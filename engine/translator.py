@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.architecture import KIND_PARTS, cache_prefix, stack_of
+from engine.architecture import KIND_PARTS, stack_of
 from engine.beam_tree import BeamTree, beam_tree
 from engine.checkpoint import LoadedModel
 from engine.decoding import (
@@ -33,6 +33,7 @@ from engine.decoding import (
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
 from engine.model import ActivationCache, MultiHeadAttention, Transformer
+from engine.one_stack import continue_prompt, fill_masks, one_stack_trace, qkv_of, stack_maps, to_numpy, top_k
 from engine.tokenizer import TextTokenizer, encodable
 from engine.trace import Trace
 from engine.walkthrough import HeadParameters, Walkthrough, build_walkthrough
@@ -124,10 +125,6 @@ def translate_batch(
     return results
 
 
-def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to("cpu", torch.float32).numpy()
-
-
 def head_parameters(model: Transformer, kind: str, layer: int, head: int) -> HeadParameters:
     """The parameters of one head, as numpy. nn.Linear computes x Wᵀ + b, hence the transposes."""
     stack = model.encoder_layers if stack_of(kind) == "encoder" else model.decoder_layers
@@ -185,6 +182,10 @@ class Translator:
         return encode_source(self.tokenizer, text, self.cfg.max_positions)
 
     def translate(self, texts: list[str], options: DecodingOptions = DecodingOptions()) -> list[str]:
+        """Translations (a BERT's filled-in text, a GPT-2's continuation) in input order; "" for blank text."""
+        if self.cfg.shape != "encoder-decoder":
+            trace_options = TraceOptions(decoding=options, top_k=1)
+            return [self.trace(text, trace_options).translation if text.strip() else "" for text in texts]
         with torch.inference_mode():
             return translate_batch(self.model, self.tokenizer, texts, options)
 
@@ -209,6 +210,10 @@ class Translator:
         start = time.perf_counter()
         text = encodable(text)  # the Trace keeps the text: no lone surrogates in what it exports
         source = self.source(text)
+        if self.cfg.shape != "encoder-decoder":
+            translation = self._run_one_stack(text, source, options)
+            timings["total_ms"] = (time.perf_counter() - start) * 1000
+            return replace(translation, trace=replace(translation.trace, timings=timings))
         src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
         timings["tokenize_ms"] = (time.perf_counter() - start) * 1000
 
@@ -231,6 +236,19 @@ class Translator:
         trace = self.build_trace(text, source, decoded.tokens, capture, log_probs, options, decoded.label)
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return Translation(replace(trace, timings=timings, decoder_passes=passes), decoded.tree)
+
+    def _run_one_stack(self, text: str, source: SourceIds, options: TraceOptions) -> Translation:
+        """An encoder-only model fills the input's masks; a decoder-only one continues it (engine/one_stack.py)."""
+        if self.cfg.shape == "encoder-only":
+            fields = fill_masks(self.model, self.tokenizer, source.ids, options.top_k, options.with_qkv, self.device)
+            beam = None
+        else:
+            fields, beam = continue_prompt(
+                self.model, self.tokenizer, source.ids, options.decoding, options.top_k, options.with_qkv, self.device
+            )
+        trace = one_stack_trace(text, self.name, self.device, source.truncated, fields)
+        tree = beam_tree(beam, options.decoding.beam_size, self.tokenizer.target_pieces) if beam is not None else None
+        return Translation(trace, tree)
 
     def _decode(
         self,
@@ -266,8 +284,8 @@ class Translator:
         positional row is added to."""
         ids = torch.tensor([int(i) for i in src_ids], dtype=torch.long, device=self.device)  # (S,)
         with torch.inference_mode():
-            rows = self.model.src_embed(ids).double() * self.model.embed_scale  # (S, d)
-        return rows.norm(dim=1).cpu().numpy()
+            rows = self.model.src_embed(ids) * self.model.embed_scale  # (S, d)
+        return rows.norm(dim=1).cpu().numpy().astype(np.float64)  # float32 on the device: MPS has no float64
 
     def build_trace(
         self,
@@ -280,19 +298,8 @@ class Translator:
         decoding: str,
     ) -> Trace:
         """The Trace of output `tokens` (y1 … yT) from a forced pass's maps and log-probabilities (T, V)."""
-        k = min(options.top_k, log_probs.size(-1))
-        top_log_probs, top_ids = log_probs.topk(k, dim=-1)  # (T, k)
         decoder_ids = [self.cfg.bos_id] + tokens[:-1]
-
-        def maps(kind: str) -> np.ndarray:
-            n_layers = self.cfg.n_encoder_layers if stack_of(kind) == "encoder" else self.cfg.n_decoder_layers
-            layers = [capture[f"{cache_prefix(kind, i)}.weights"][0] for i in range(n_layers)]
-            return _to_numpy(torch.stack(layers))  # (L, H, queries, keys)
-
-        qkv = None
-        if options.with_qkv:
-            qkv = {name: _to_numpy(t[0]) for name, t in capture.tensors.items() if not name.endswith(".weights")}
-        top_ids_list = top_ids.tolist()
+        cfg = self.cfg
         return Trace(
             source_text=text,
             translation=self.tokenizer.decode_target(tokens),
@@ -303,14 +310,13 @@ class Translator:
             tgt_pieces=self.tokenizer.target_pieces(decoder_ids),
             out_ids=np.asarray(tokens, dtype=np.int64),
             out_pieces=self.tokenizer.target_pieces(tokens),
-            enc_self=maps("enc_self"),
-            dec_self=maps("dec_self"),
-            cross=maps("cross"),
-            topk_ids=np.asarray(top_ids_list, dtype=np.int64),
-            topk_probs=_to_numpy(top_log_probs.exp()),
-            topk_pieces=[self.tokenizer.target_pieces(row) for row in top_ids_list],
-            positional=_to_numpy(self.model.positional[: len(source.ids)]),
-            qkv=qkv,
+            enc_self=stack_maps(capture, "enc_self", cfg.n_encoder_layers),
+            dec_self=stack_maps(capture, "dec_self", cfg.n_decoder_layers),
+            cross=stack_maps(capture, "cross", cfg.n_decoder_layers),
+            **top_k(log_probs, options.top_k, self.tokenizer),
+            positional=to_numpy(self.model.position_table()[: len(source.ids)]),
+            positions=cfg.positions,
+            qkv=qkv_of(capture) if options.with_qkv else None,
             timings={},
             device=str(self.device),
             decoding=decoding,

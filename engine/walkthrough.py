@@ -170,7 +170,7 @@ def build_walkthrough(
         model_name=trace.model_name,
         source_text=trace.source_text,
         query_pieces=list(query_pieces),
-        query_predicts=None if kind == "enc_self" else trace.out_pieces[query],
+        query_predicts=trace.prediction_at(kind, query),
         key_pieces=list(key_pieces),
         query_note=query_note,
         key_note=key_note,

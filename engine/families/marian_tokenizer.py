@@ -53,6 +53,8 @@ def split_language_code(text: str) -> tuple[list[str], str]:
 class MarianTokenizer:
     """Text ↔ ids of a Marian folder (engine.tokenizer.TextTokenizer)."""
 
+    mask_id: int | None = None  # no [MASK] in a translation vocabulary
+
     def __init__(
         self,
         source_spm: Path,
