@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.decoding import BeamResult
+    from engine.beam import BeamResult
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Decoding strategies over the model's key/value cache: greedy, beam search, and forced (teacher-forced).
+"""Greedy decoding over the model's key/value cache: from scratch, after a forced prefix, or checking
+a draft (the previous output while the user types). Beam search is in engine/beam.py.
 
 Token lists returned here hold the generated target ids after <s>: they end with </s> unless the
 length limit stopped them first.
@@ -6,13 +7,13 @@ length limit stopped them first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.generation import constrain, length_penalised
+from engine.generation import constrain
 from engine.kv_cache import DecoderCache
 from engine.model import ActivationCache, Transformer
 
@@ -192,102 +193,3 @@ def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:
         if i == eos_id:
             break
     return out
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    tokens: list[int]  # generated ids after <s>
-    log_prob: float  # sum of the tokens' log-probabilities
-    score: float  # log_prob with the length penalty applied: what beams are ranked by
-    finished: bool  # ended with </s> (False: stopped by the length limit)
-
-
-@dataclass(frozen=True)
-class BeamStep:
-    """The hypotheses alive after one step: token chosen, parent index in the previous step, log p."""
-
-    tokens: list[int]
-    parents: list[int]
-    log_probs: list[float]
-
-
-@dataclass(frozen=True)
-class BeamResult:
-    hypotheses: list[Hypothesis]  # best first
-    steps: list[BeamStep] = field(default_factory=list)  # the search tree, for the beam view
-
-
-def length_normalised(log_prob: float, length: int, alpha: float) -> float:
-    """GNMT's score: log p / ((5 + length) / 6) ** alpha (engine.generation has the other form)."""
-    return length_penalised(log_prob, length, alpha, "gnmt")
-
-
-@torch.no_grad()
-def beam_search(
-    model: Transformer,
-    src: Tensor,
-    options: DecodingOptions = DecodingOptions(),
-    memory: Tensor | None = None,
-    start: list[int] | None = None,
-) -> BeamResult:
-    """Beam search for one sentence src (1, S). Beam size 1 gives exactly the greedy output.
-
-    `start` replaces <s> as the decoder's first inputs (a decoder-only model's prompt). A model
-    whose rules say so (Marian) is searched as transformers' generate() searches it instead.
-    """
-    if model.rules.beam == "transformers":
-        from engine.beam_transformers import beam_search_transformers
-
-        return beam_search_transformers(model, src, options, memory)
-    cfg = model.cfg
-    K = options.beam_size
-    start = list(start or [cfg.bos_id])
-    limit = options.max_length(int((src != cfg.pad_id).sum()), cfg.max_positions - len(start) + 1)
-    memory = model.encode(src) if memory is None else memory  # (1, S, d); None without an encoder
-    cache = model.new_cache()
-    beams: list[list[int]] = [[]]
-    beam_log_probs = torch.zeros(1, device=src.device)
-    inputs = torch.tensor([start], device=src.device)
-    finished: list[Hypothesis] = []
-    steps: list[BeamStep] = []
-    for step in range(limit):
-        n = len(beams)
-        memories = memory.expand(n, -1, -1) if memory is not None else None
-        logits = model.decode(inputs, memories, src.expand(n, -1), cache=cache)[:, -1]
-        positions = torch.full((n,), step, device=src.device)
-        log_probs = constrain(model.rules, logits.log_softmax(dim=-1), positions, limit, cfg.eos_id)
-        candidates = beam_log_probs[:, None] + log_probs  # (n, V)
-        top_scores, top_index = candidates.flatten().topk(min(2 * K, candidates.numel()))
-        next_beams, parents, tokens, log_probs = [], [], [], []
-        for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):
-            parent, token = divmod(index, candidates.size(1))
-            tokens_so_far = beams[parent] + [token]
-            if token == cfg.eos_id:
-                if len(finished) < K:
-                    finished.append(
-                        Hypothesis(
-                            tokens_so_far, score, length_normalised(score, step + 1, options.length_penalty), True
-                        )
-                    )
-                continue
-            next_beams.append(tokens_so_far)
-            parents.append(parent)
-            tokens.append(token)
-            log_probs.append(score)
-            if len(next_beams) == K:
-                break
-        steps.append(BeamStep(tokens, parents, log_probs))
-        if len(finished) >= K or not next_beams:
-            break
-        if step == limit - 1:
-            for tokens_so_far, score in zip(next_beams, log_probs, strict=True):
-                finished.append(
-                    Hypothesis(tokens_so_far, score, length_normalised(score, step + 1, options.length_penalty), False)
-                )
-            break
-        cache.reorder(torch.tensor(parents, device=src.device))
-        beams = next_beams
-        beam_log_probs = torch.tensor(log_probs, device=src.device)
-        inputs = torch.tensor(tokens, device=src.device)[:, None]  # (K, 1)
-    finished.sort(key=lambda h: h.score, reverse=True)
-    return BeamResult(finished[:K], steps)

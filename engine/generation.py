@@ -4,7 +4,7 @@ Our own models generate as the project's decoders always have. A Marian model mu
 transformers' `generate()` does on it, or the same folder would translate differently here and
 there: its pad id (which also starts the decoder) is never chosen, the last step allowed can only
 be </s> (`forced_eos_token_id`), a finished hypothesis is ranked by log p / length^α, and the beam
-search follows transformers' bookkeeping (see engine/beam_transformers.py).
+search follows transformers' bookkeeping (see engine/beam.py, TransformersRules).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from engine.architecture import cache_prefix
-from engine.decoding import BeamResult, DecodingOptions, beam_search, greedy_decode
+from engine.beam import BeamResult, beam_search
+from engine.decoding import DecodingOptions, greedy_decode
 from engine.model import ActivationCache, Transformer
 from engine.tokenizer import TextTokenizer
 from engine.trace import Trace

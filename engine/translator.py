@@ -21,15 +21,10 @@ import numpy as np
 import torch
 
 from engine.architecture import KIND_PARTS, stack_of
+from engine.beam import BeamResult, beam_search, beam_search_batch
 from engine.beam_tree import BeamTree, beam_tree
 from engine.checkpoint import LoadedModel
-from engine.decoding import (
-    BeamResult,
-    DecodingOptions,
-    beam_search,
-    greedy_decode,
-    greedy_from_draft,
-)
+from engine.decoding import DecodingOptions, greedy_decode, greedy_from_draft
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
 from engine.model import ActivationCache, MultiHeadAttention, Transformer
@@ -107,19 +102,21 @@ def translate_batch(
 ) -> list[str]:
     """Translations of many sentences in input order; empty text gives empty output.
 
-    Greedy decoding runs in batches of similar length; beam search runs one sentence at a time.
+    Sentences of similar length go through together: greedy decoding in batches of `batch_size`,
+    beam search in batches of `batch_size` // beam size sentences (every hypothesis is a batch row).
     """
     device = next(model.parameters()).device
     results = [""] * len(texts)
     sources = {i: encode_source(tokenizer, t, model.cfg.max_positions).ids for i, t in enumerate(texts) if t.strip()}
     order = sorted(sources, key=lambda i: len(sources[i]))
-    for start in range(0, len(order), batch_size if options.beam_size == 1 else 1):
-        chunk = order[start : start + (batch_size if options.beam_size == 1 else 1)]
+    per_batch = max(1, batch_size // options.beam_size)
+    for start in range(0, len(order), per_batch):
+        chunk = order[start : start + per_batch]
         src = pad_batch([sources[i] for i in chunk], model.cfg.pad_id, device)
         if options.beam_size == 1:
             outputs = greedy_decode(model, src, options)
         else:
-            outputs = [beam_search(model, src, options).hypotheses[0].tokens]
+            outputs = [result.hypotheses[0].tokens for result in beam_search_batch(model, src, options)]
         for i, ids in zip(chunk, outputs, strict=True):
             results[i] = tokenizer.decode_target(ids)
     return results

@@ -5,7 +5,8 @@ import pytest
 import torch
 from trace_checks import assert_trace_of
 
-from engine.decoding import DecodingOptions, beam_search, greedy_decode
+from engine.beam import beam_search, beam_search_batch
+from engine.decoding import DecodingOptions, greedy_decode
 from engine.translator import EmptyInputError, TraceOptions, Translator, pad_batch
 
 SENTENCES = ["Je suis étudiant.", "Le chien dort.", "Nous aimons le chat, tu es mon ami.", "Il mange."]
@@ -188,3 +189,26 @@ def test_embedding_norms_match_the_recorded_embeddings(translator):
     assert not trace.src_ids.flags.writeable
     recorded = trace.qkv["encoder.embed"] - trace.positional  # (S, d): embedding × √d_model
     np.testing.assert_allclose(translator.embedding_norms(trace.src_ids), np.linalg.norm(recorded, axis=1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("beams", [2, 4])
+def test_beam_search_over_a_batch_equals_one_sentence_at_a_time(translator, beams):
+    """Sentences of different lengths share every decoder pass; each finds what it finds alone."""
+    model, options = translator.model, DecodingOptions(beam_size=beams)
+    rows = [translator.source(text).ids for text in SENTENCES]
+    batch = beam_search_batch(model, pad_batch(rows, 0, torch.device("cpu")), options)
+    for row, together in zip(rows, batch, strict=True):
+        alone = beam_search(model, pad_batch([row], 0, torch.device("cpu")), options)
+        assert [h.tokens for h in together.hypotheses] == [h.tokens for h in alone.hypotheses]
+        np.testing.assert_allclose(
+            [h.score for h in together.hypotheses], [h.score for h in alone.hypotheses], atol=1e-4
+        )
+        assert together.steps == alone.steps or all(
+            a.tokens == b.tokens and a.parents == b.parents for a, b in zip(together.steps, alone.steps, strict=True)
+        )
+    assert translator.translate(SENTENCES, options) == [
+        translator.tokenizer.decode_target(
+            beam_search(model, pad_batch([r], 0, torch.device("cpu")), options).hypotheses[0].tokens
+        )
+        for r in rows
+    ]

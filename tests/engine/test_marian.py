@@ -109,6 +109,16 @@ def test_outputs_equal_generate(hf, translator, beams, alpha):
         assert translator.translate([text], options)[0] == hf.tokenizer.decode(expected, skip_special_tokens=True)
 
 
+def test_a_batch_of_sentences_through_beam_search_equals_generate(hf, translator):
+    """translate --file --beam: every sentence's hypotheses are rows of one batch, as in generate()."""
+    options = replace(translator.default_decoding, beam_size=3, length_penalty=1.0)
+    expected = [
+        hf.tokenizer.decode(generate(hf, t, num_beams=3, length_penalty=1.0), skip_special_tokens=True)
+        for t in SENTENCES
+    ]
+    assert translator.translate(SENTENCES, options) == expected
+
+
 def test_beam_with_early_stopping_equals_generate(hf, translator):
     model = translator.model
     saved = model.rules
