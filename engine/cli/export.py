@@ -25,7 +25,7 @@ import numpy as np
 
 from engine.architecture import ATTENTION_KINDS, stack_of
 from engine.cli.analyze import figure_analysis
-from engine.cli.translate import LoadFailure, load_translator
+from engine.cli.translate import MAX_NEW_TOKENS_HELP, LoadFailure, load_translator
 from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
 from engine.paths import DEFAULT_MODEL
@@ -83,6 +83,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help=f"model directory (default {DEFAULT_MODEL})")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--top-k", type=int, default=5, help="candidates recorded per decoder step")
+    parser.add_argument("--max-new-tokens", type=int, metavar="N", help=MAX_NEW_TOKENS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar in batch mode")
 
 
@@ -128,6 +129,8 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--fps must be positive, got {args.fps:g}")
     if args.top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
     if args.trace is not None and args.trace.suffix not in ((".npz",) if args.batch else (".npz", ".json")):
         kinds = ".npz" if args.batch else ".npz or .json"
         raise UsageError(f"--trace {args.trace}: the trace is saved as {kinds}")
@@ -236,10 +239,15 @@ def save_trace(trace: Trace, path: Path) -> None:
         raise RuntimeFailure(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def trace_text(translator, text: str, top_k: int) -> Trace:
+def trace_text(translator, text: str, top_k: int, max_new_tokens: int | None = None) -> Trace:
+    from dataclasses import replace
+
     from engine.translator import TraceOptions
 
-    return translator.trace(text, TraceOptions(decoding=translator.default_decoding, top_k=top_k))
+    decoding = translator.default_decoding
+    if max_new_tokens is not None and translator.cfg.shape == "decoder-only":  # translations ignore it
+        decoding = replace(decoding, max_new_tokens=max_new_tokens)
+    return translator.trace(text, TraceOptions(decoding=decoding, top_k=top_k))
 
 
 # --- one sentence ---
@@ -253,7 +261,7 @@ def export_one(args: argparse.Namespace, translator, selection: FigureRequest) -
     if not out.suffix:
         out = out.with_suffix(f".{fmt}")
     try:
-        trace = trace_text(translator, args.text, args.top_k)
+        trace = trace_text(translator, args.text, args.top_k, args.max_new_tokens)
     except EmptyInputError as error:
         raise UsageError(str(error)) from None
     check_step(selection, trace)
@@ -299,7 +307,7 @@ def export_batch(args: argparse.Namespace, translator, selection: FigureRequest)
     progress = tqdm(lines, desc="export", unit="sentence", file=sys.stderr, disable=args.no_progress)
     for number, line in enumerate(progress, 1):
         try:
-            trace = trace_text(translator, line, args.top_k)
+            trace = trace_text(translator, line, args.top_k, args.max_new_tokens)
         except EmptyInputError:
             tqdm.write(f"warning: line {number} is empty; skipped", file=sys.stderr)
             continue

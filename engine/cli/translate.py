@@ -9,6 +9,10 @@ from pathlib import Path
 from engine.devices import DEVICE_CHOICES
 from engine.paths import DEFAULT_MODEL
 
+MAX_NEW_TOKENS_HELP = (
+    "tokens a decoder-only model (GPT-2) adds to the prompt (default 20); translation models ignore it"
+)
+
 
 class LoadFailure(Exception):
     """A model directory that does not load; str() is the one-line message."""
@@ -32,12 +36,14 @@ def load_or_exit(model: Path, device: str):
         raise SystemExit(f"error: {error}") from None
 
 
-def decoding_options(translator, beam: int | None, length_penalty: float | None):
+def decoding_options(translator, beam: int | None, length_penalty: float | None, max_new_tokens: int | None = None):
     """The model's own decoding defaults (a Marian folder's num_beams, max_length, length_penalty),
     with what the command line gave over them."""
     from dataclasses import replace
 
-    chosen = {"beam_size": beam, "length_penalty": length_penalty}
+    if translator.cfg.shape != "decoder-only":
+        max_new_tokens = None  # a translation's length limit comes from its source
+    chosen = {"beam_size": beam, "length_penalty": length_penalty, "max_new_tokens": max_new_tokens}
     try:
         return replace(translator.default_decoding, **{k: v for k, v in chosen.items() if v is not None})
     except ValueError as error:
@@ -52,6 +58,7 @@ def add_translate_parser(commands: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the model's, 1 for ours)")
     p.add_argument("--length-penalty", type=float, help="alpha (default: the model's, 0.6 for ours)")
     p.add_argument("--top-k", type=int, default=5, help="candidates recorded per step with --json")
+    p.add_argument("--max-new-tokens", type=int, metavar="N", help=MAX_NEW_TOKENS_HELP)
     p.add_argument("--json", action="store_true", help="print the tokens and a summary of the trace as JSON")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     return p
@@ -95,7 +102,7 @@ def run_translate(args: argparse.Namespace) -> int:
     from engine.translator import EmptyInputError, TraceOptions
 
     translator = load_or_exit(args.model, args.device)
-    options = decoding_options(translator, args.beam, args.length_penalty)
+    options = decoding_options(translator, args.beam, args.length_penalty, args.max_new_tokens)
     if args.text is None:
         lines = read_lines(args.file or Path("-"))
     else:
