@@ -172,15 +172,41 @@ def greedy_from_draft(
     passes = 1
     cache.truncate(len(tokens))  # <s> and every token but the last, which is the next pass's input
     while tokens[-1] != cfg.eos_id and len(tokens) < limit:
+        # the draft's tokens after the last one chosen, if it had them: often the sentence goes on
+        # as before after a changed word, and one pass then confirms several tokens
+        guess = lookup(draft, tokens, limit - len(tokens) - 1)
         pass_capture = ActivationCache() if rows is not None else None
-        logits = model.decode(torch.tensor([tokens[-1:]], device=src.device), memory, src, pass_capture, cache)[0]
+        inputs = torch.tensor([tokens[-1:] + guess], device=src.device)
+        logits = model.decode(inputs, memory, src, pass_capture, cache)[0]  # (1 + len(guess), V)
         passes += 1
-        position = torch.tensor([len(tokens)], device=src.device)
-        tokens.append(int(constrain(model.rules, logits[-1:], position, limit, cfg.eos_id).argmax()))
+        positions = torch.arange(len(tokens), len(tokens) + len(guess) + 1, device=src.device)
+        predicted = constrain(model.rules, logits, positions, limit, cfg.eos_id).argmax(dim=-1).tolist()
+        chosen = 0
+        for i, token in enumerate(predicted):  # row i is right while every guess before it was
+            tokens.append(token)
+            chosen += 1
+            if token == cfg.eos_id or len(tokens) >= limit or i == len(guess) or token != guess[i]:
+                break
+        cache.truncate(len(tokens))  # forget the inputs after the last confirmed guess
         if rows is not None and pass_capture is not None:
-            rows.add(pass_capture, logits, 1)
+            rows.add(pass_capture, logits, chosen)
     log_probs = rows.into(capture) if rows is not None and capture is not None else None
     return DraftResult(tokens, accepted, passes, log_probs)
+
+
+def lookup(draft: list[int], tokens: list[int], most: int, longest: int = 8) -> list[int]:
+    """What followed the latest token chosen where it last appeared in the draft (matching the two
+    latest when it can): a guess that one decoder pass checks, as in prompt-lookup decoding."""
+    if most < 1 or not draft:
+        return []
+    for width in (2, 1):
+        tail = tokens[-width:]
+        if len(tail) < width:
+            continue
+        for j in range(len(draft) - width, -1, -1):
+            if draft[j : j + width] == tail:
+                return draft[j + width : j + width + min(most, longest)]
+    return []
 
 
 def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:

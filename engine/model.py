@@ -159,6 +159,15 @@ class MultiHeadAttention(nn.Module):
         self.w_k = nn.Linear(cfg.d_model, cfg.d_model)
         self.w_v = nn.Linear(cfg.d_model, cfg.d_model)
         self.w_o = nn.Linear(cfg.d_model, cfg.d_model)
+        self.fused_qkv: tuple[Tensor, Tensor] | None = None  # see fuse()
+
+    def fuse(self) -> None:
+        """Keep W_Q, W_K, W_V also stacked, so self-attention projects a token with one matrix
+        product instead of three. The weights must not change afterwards."""
+        parts = (self.w_q, self.w_k, self.w_v)
+        weight = torch.cat([p.weight.detach() for p in parts])  # (3·d_model, d_model)
+        bias = torch.cat([p.bias.detach() for p in parts])
+        self.fused_qkv = (weight, bias)
 
     def split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -173,12 +182,15 @@ class MultiHeadAttention(nn.Module):
         capture: ActivationCache | None = None,
         slot: KVSlot | None = None,
     ) -> Tensor:
-        q = self.split_heads(self.w_q(query_input))  # (B, H, Tq, d_k)
-        if slot is not None and not slot.grows and slot.k is not None and slot.v is not None:
-            k, v = slot.k, slot.v  # cross-attention keys were computed at the first step
+        if self.fused_qkv is not None and query_input is key_input:
+            q, k, v = (self.split_heads(x) for x in F.linear(query_input, *self.fused_qkv).chunk(3, dim=-1))
         else:
-            k = self.split_heads(self.w_k(key_input))  # (B, H, Tk, d_k)
-            v = self.split_heads(self.w_v(key_input))
+            q = self.split_heads(self.w_q(query_input))  # (B, H, Tq, d_k)
+            if slot is not None and not slot.grows and slot.k is not None and slot.v is not None:
+                k, v = slot.k, slot.v  # cross-attention keys were computed at the first step
+            else:
+                k = self.split_heads(self.w_k(key_input))  # (B, H, Tk, d_k)
+                v = self.split_heads(self.w_v(key_input))
         if slot is not None:
             k, v = slot.update(k, v)
         z, weights = attention(q, k, v, mask)  # z: (B, H, Tq, d_k)
@@ -382,11 +394,14 @@ class Transformer(nn.Module):
         if capture is not None:
             capture.record("decoder.embed", x)
         # position i may see keys 0..offset+i; padded target keys only ever sit after real ones,
-        # so the causal mask alone keeps real queries off them
-        keys = torch.arange(offset + T, device=tgt.device)
-        queries = torch.arange(offset, offset + T, device=tgt.device)
-        self_mask = (keys[None, :] <= queries[:, None])[None, None]  # (1, 1, T, offset + T)
-        memory_mask = self.source_mask(src) if memory is not None else None
+        # so the causal mask alone keeps real queries off them. One new position sees every key:
+        # no mask then (a decoding step does a few operations less)
+        self_mask = None
+        if T > 1:
+            keys = torch.arange(offset + T, device=tgt.device)
+            queries = torch.arange(offset, offset + T, device=tgt.device)
+            self_mask = (keys[None, :] <= queries[:, None])[None, None]  # (1, 1, T, offset + T)
+        memory_mask = self.source_mask(src) if memory is not None and bool((src == self.cfg.pad_id).any()) else None
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, self_mask, memory_mask, f"decoder.{i}", capture, cache, i)
         return self.logits(self.decoder_norm(x))
@@ -410,6 +425,9 @@ class Transformer(nn.Module):
         2-core EPYC, measured). The weights must not change afterwards."""
         self.eval()
         self.output_t = self.output.weight.detach().t().contiguous()  # (d_model, V)
+        for module in self.modules():
+            if isinstance(module, MultiHeadAttention):
+                module.fuse()
 
     def new_cache(self) -> DecoderCache:
         return DecoderCache(self.cfg.n_decoder_layers)
