@@ -24,6 +24,8 @@ from torch import nn
 
 from engine.checkpoint import (
     MAX_POSITIONS_LIMIT,
+    PICKLE_SUFFIXES,
+    WEIGHTS_FILE,
     LoadedModel,
     ModelInfo,
     ModelLoadError,
@@ -35,7 +37,6 @@ from engine.checkpoint import (
 )
 from engine.decoding import DecodingOptions
 from engine.families.gpt2_tokenizer import Gpt2Tokenizer, parse_merges
-from engine.families.marian import check_weights_file
 from engine.model import Activation, ModelConfig, Transformer
 from engine.tokenizer import TokenizerError
 
@@ -282,6 +283,25 @@ def load_gpt2_weights(model: Transformer, weights: Path) -> None:
 # --- tokenizer and the whole folder ---
 
 
+def weights_file(directory: Path) -> Path:
+    """model.safetensors; ModelLoadError for sharded or pickled weights (never unpickled) or none."""
+    weights = directory / WEIGHTS_FILE
+    if weights.is_file():
+        return weights
+    if (directory / f"{WEIGHTS_FILE}.index.json").is_file():
+        raise ModelLoadError(
+            f"{directory}: sharded safetensors weights are not supported; save them as one {WEIGHTS_FILE}"
+        )
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"{pickles[0]}: pickled weights are refused (opening one can run code); convert the folder to "
+            f'{WEIGHTS_FILE} once, on a machine you trust: python -c "from transformers import GPT2LMHeadModel as M; '
+            f"M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
+        )
+    raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
+
+
 def tokenizer_for(directory: Path, eos_id: int) -> Gpt2Tokenizer:
     """The folder's byte-level BPE; ModelLoadError when a file is missing or unusable."""
     for file_name in ("vocab.json", "merges.txt"):
@@ -309,7 +329,7 @@ def load(directory: Path, raw: dict, device: str = "auto", isolate_tokenizer: bo
     """A GPT-2 folder as a LoadedModel; every failure is a one-line ModelLoadError, raised before
     anything the size of the model is allocated. (`isolate_tokenizer`: the tokenizers package is
     not the SentencePiece library whose crashes the child process guards against.)"""
-    weights = check_weights_file(directory)
+    weights = weights_file(directory)
     cfg = model_config(raw)
     tokenizer = tokenizer_for(directory, cfg.eos_id)
     if tokenizer.vocab_size > cfg.tgt_vocab_size:

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gpt2_fixtures import END, build_gpt2
+from broken_model_builders import payload_marker
+from gpt2_fixtures import BREAKERS, END, build_gpt2
 from torch.testing import assert_close
 
 from engine.beam_tree import BeamTree
+from engine.checkpoint import ModelLoadError
 from engine.decoding import DecodingOptions
 from engine.families import family_of, gpt2, load_model
 from engine.families.gpt2_tokenizer import BYTE_OF, readable
@@ -264,3 +266,62 @@ def test_the_defaults_continue_for_twenty_tokens(translator):
     assert translator.default_decoding.max_new_tokens is None
     assert len(translator.trace("i am").out_ids) == 20
     assert gpt2.recognises({"model_type": "gpt2"}) and not gpt2.recognises({"model_type": "marian"})
+
+
+# --- the file as other savers write it ---
+
+
+def rewrite_weights(directory: Path, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(directory / "model.safetensors")
+    save_file(edit(tensors), directory / "model.safetensors")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "no prefix",  # GPT2Model.save_pretrained, and the Hub's gpt2 files
+        "causal-mask buffers",  # older files carry h.i.attn.bias and h.i.attn.masked_bias
+        "head saved too",  # an lm_head.weight equal to wte
+        "head only",  # the tied matrix saved under the head's name alone
+    ],
+)
+def test_the_layouts_other_savers_write_load_the_same(folder, translator, tmp_path, variant):
+    import shutil
+
+    copy = tmp_path / "variant"
+    shutil.copytree(folder.directory, copy)
+
+    def edit(tensors: dict) -> dict:
+        wte = tensors["transformer.wte.weight"]
+        if variant == "no prefix":
+            return {name.removeprefix("transformer."): t for name, t in tensors.items()}
+        if variant == "causal-mask buffers":
+            mask = torch.tril(torch.ones(64, 64)).view(1, 1, 64, 64)
+            return {**tensors, "h.0.attn.bias": mask, "transformer.h.1.attn.masked_bias": torch.tensor(-1e4)}
+        if variant == "head saved too":
+            return {**tensors, "lm_head.weight": wte.clone()}
+        return {**{n: t for n, t in tensors.items() if n != "transformer.wte.weight"}, "lm_head.weight": wte}
+
+    rewrite_weights(copy, edit)
+    ours = Translator(load_model(copy, "cpu"))
+    for name, tensor in translator.model.state_dict().items():
+        assert torch.equal(ours.model.state_dict()[name], tensor), name
+
+
+# --- broken folders: one line each ---
+
+
+@pytest.mark.parametrize("damage", sorted(BREAKERS))
+def test_a_broken_folder_is_refused_in_one_line(folder, tmp_path, damage):
+    import shutil
+
+    copy = tmp_path / "case" / "tiny-gpt2"
+    shutil.copytree(folder.directory, copy)
+    fragment = BREAKERS[damage](copy)
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(copy, "cpu")
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message
+    assert not payload_marker(copy).exists()  # a pickle is never opened
