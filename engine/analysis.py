@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.architecture import ATTENTION_KINDS, AttentionKind, cache_prefix
+from engine.architecture import AttentionKind, cache_prefix
 from engine.trace import Trace
 
 STATISTICS = ("entropy", "mean_distance", "diagonal", "previous", "sink", "max_weight")
@@ -122,16 +122,18 @@ class HeadRow:
 class Analysis:
     """Everything the Analysis panel and `analyze` show about one Trace."""
 
-    statistics: dict[str, KindStatistics]  # kind → (L, H) statistics
-    rollout: np.ndarray  # (L_enc, S, S): rollout[l] is Â_{l+1} ⋯ Â_1; rollout[-1] the whole encoder
+    statistics: dict[str, KindStatistics]  # kind → (L, H) statistics, for the kinds the model has
+    rollout: np.ndarray  # (L, N, N): rollout[l] is Â_{l+1} ⋯ Â_1 of `rollout_kind`; rollout[-1] the whole stack
     coverage: Coverage
     value_norms: dict[str, np.ndarray] | None  # kind → (L, H, Q, K) ‖α_ij f(x_j)‖; None without values
     importance: dict[str, KindImportance] = field(default_factory=dict)  # kinds computed so far
     milliseconds: float = 0.0  # the numpy part's cost (importance carries its own)
+    rollout_kind: AttentionKind = "enc_self"  # the input's self-attention: the encoder's, or GPT-2's own
+    importance_note: str = ""  # why importance is not computed (a BERT input without [MASK]); "" otherwise
 
     @property
     def complete(self) -> bool:
-        return all(kind in self.importance for kind in self.statistics)
+        return bool(self.importance_note) or all(kind in self.importance for kind in self.statistics)
 
     def rows(self) -> list[HeadRow]:
         """Every head of every kind, kind by kind, layer by layer, head by head."""
@@ -262,7 +264,10 @@ def value_norms(weights: np.ndarray, values: list[np.ndarray], w_o: list[np.ndar
 
 
 def source_coverage(cross: np.ndarray) -> Coverage:
-    """Cross-attention received by each source piece over the whole output, and the flagged pieces."""
+    """Cross-attention received by each source piece over the whole output, and the flagged pieces
+    (empty for a model without cross-attention: BERT, GPT-2)."""
+    if cross.shape[0] == 0 or cross.shape[-1] == 0:
+        return Coverage(received=np.zeros(0), flagged=np.zeros(0, dtype=bool), threshold=0.0)
     received = np.asarray(cross, dtype=np.float64).mean(axis=(0, 1)).sum(axis=0)  # (S,)
     content = received[:-1] if received.size > 1 else received  # every piece but </s>
     threshold = COVERAGE_FLAG_FRACTION * float(np.median(content))
@@ -279,16 +284,16 @@ def trace_values(trace: Trace) -> dict[str, np.ndarray] | None:
     """Cache prefix → v (H, K, d_k) of every attention, from a trace recorded with q/k/v; else None."""
     if trace.qkv is None:
         return None
-    names = [cache_prefix(kind, layer) for kind in ATTENTION_KINDS for layer in range(trace.n_layers[kind])]
+    names = [cache_prefix(kind, layer) for kind in trace.kinds for layer in range(trace.n_layers[kind])]
     return {name: trace.qkv[f"{name}.v"] for name in names}
 
 
 def kind_value_norms(
     trace: Trace, values: Mapping[str, np.ndarray], w_o: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Value norms of every kind; `values` and `w_o` keyed by cache prefix ('decoder.1.cross_attn')."""
+    """Value norms of every kind the model has; `values` and `w_o` keyed by cache prefix ('decoder.1.cross_attn')."""
     out = {}
-    for kind in ATTENTION_KINDS:
+    for kind in trace.kinds:
         names = [cache_prefix(kind, layer) for layer in range(trace.n_layers[kind])]
         out[kind] = value_norms(trace.attention(kind), [values[n] for n in names], [w_o[n] for n in names])
     return out
@@ -300,16 +305,24 @@ def analyze_trace(
     """Statistics, rollout, coverage and (given each attention's W^O, and v from `values` or the
     trace's q/k/v) value norms: everything but importance, which needs the model. A few milliseconds."""
     start = time.perf_counter()
-    statistics = {kind: kind_statistics(trace.attention(kind), kind) for kind in ATTENTION_KINDS}
+    statistics = {kind: kind_statistics(trace.attention(kind), kind) for kind in trace.kinds}
     values = values if values is not None else trace_values(trace)
     norms = kind_value_norms(trace, values, w_o) if values is not None and w_o is not None else None
+    rollout_kind = rollout_kind_of(trace)
     return Analysis(
         statistics=statistics,
-        rollout=attention_rollout(trace.enc_self),
+        rollout=attention_rollout(trace.attention(rollout_kind)),
         coverage=source_coverage(trace.cross),
         value_norms=norms,
         milliseconds=(time.perf_counter() - start) * 1000,
+        rollout_kind=rollout_kind,
     )
+
+
+def rollout_kind_of(trace: Trace) -> AttentionKind:
+    """The self-attention over the model's input that rollout multiplies: the encoder's, else (GPT-2)
+    the decoder's own, whose causal maps roll out the same way (a row only mixes earlier positions)."""
+    return "dec_self" if trace.shape == "decoder-only" else "enc_self"
 
 
 def analysis_json(trace: Trace, analysis: Analysis) -> dict:
@@ -332,4 +345,6 @@ def analysis_json(trace: Trace, analysis: Analysis) -> dict:
         "heads": heads,
         "rollout": analysis.rollout[-1].tolist(),
         "coverage": analysis.coverage.received.tolist(),
+        "input_pieces": list(trace.input_pieces),  # what rollout's rows and columns are (GPT-2: its input)
+        "rollout_kind": analysis.rollout_kind,
     }

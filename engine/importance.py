@@ -33,21 +33,30 @@ import torch
 from torch import Tensor, nn
 
 from engine.analysis import Analysis, KindImportance, analyze_trace, trace_values
-from engine.architecture import ATTENTION_KINDS, KIND_PARTS, AttentionKind, cache_prefix, stack_of
+from engine.architecture import KIND_PARTS, SHAPE_KINDS, AttentionKind, cache_prefix, stack_of
 from engine.model import ActivationCache, MultiHeadAttention, Transformer
 from engine.trace import Trace
 from engine.translator import Translator, head_parameters
 
+NO_OUTPUT = {
+    "encoder-only": "Importance scores the [MASK] fillers: type [MASK] in the text to see which heads matter.",
+    "decoder-only": "Importance scores the continuation: ask for at least one new token.",
+}
 MAX_LOGITS = 1 << 25  # batch rows × steps × vocabulary per chunk (128 MB of float32 logits)
 
 
 @dataclass(frozen=True)
 class ForcedInput:
-    """A trace's tokens as the teacher-forced pass reads them, each (1, length) on the model's device."""
+    """A trace's tokens as the teacher-forced pass reads them, each (1, length) on the model's device.
 
-    src: Tensor  # (1, S) source ids, ending with </s>
-    decoder_input: Tensor  # (1, T) <s> y1 … y(T-1)
-    output: Tensor  # (1, T) y1 … yT, the pieces whose log-probability is scored
+    A translator scores every decoder row; BERT the rows of its [MASK]s (`rows`, over src); GPT-2 the
+    rows that chose the continuation (over decoder_input, which is the prompt and the output but its last).
+    """
+
+    src: Tensor  # (1, S) source ids, ending with </s> (GPT-2: its input again, read for its length only)
+    decoder_input: Tensor  # (1, T) <s> y1 … y(T-1) (BERT: empty)
+    output: Tensor  # (1, G) the pieces whose log-probability is scored
+    rows: Tensor  # (G,) the query rows that predicted them
 
 
 def forced_input(model: Transformer, trace: Trace) -> ForcedInput:
@@ -58,7 +67,8 @@ def forced_input(model: Transformer, trace: Trace) -> ForcedInput:
             None
         ]  # (1, length); a copy: trace arrays are read-only
 
-    return ForcedInput(ids(trace.src_ids), ids(trace.tgt_ids), ids(trace.out_ids))
+    src = trace.input_ids  # GPT-2 has no source: its input stands in (decode reads only its length)
+    return ForcedInput(ids(src), ids(trace.tgt_ids), ids(trace.out_ids), ids(trace.out_positions)[0])
 
 
 def attention_modules(model: Transformer, kind: str) -> list[MultiHeadAttention]:
@@ -100,10 +110,11 @@ def single_head_masks(n_layers: int, n_heads: int, device: torch.device | str = 
 def output_log_probs(model: Transformer, forced: ForcedInput, kind: str, keep: Tensor) -> Tensor:
     """log p(y | x) of the forced output for every row of `keep` ((B, L, H) over `kind`'s heads) → (B,)."""
     modules = attention_modules(model, kind)
-    steps, vocabulary = forced.output.size(1), model.cfg.tgt_vocab_size
-    chunk = max(1, MAX_LOGITS // (steps * vocabulary))
+    steps = max(forced.output.size(1), forced.decoder_input.size(1), 1)
+    chunk = max(1, MAX_LOGITS // (steps * model.cfg.tgt_vocab_size))
     with torch.inference_mode():
-        shared = None if kind == "enc_self" else model.encode(forced.src)  # (1, S, d_model)
+        # decoder heads of a translator share one encoder output; encoder heads change it per row
+        shared = model.encode(forced.src) if kind != "enc_self" and model.cfg.shape == "encoder-decoder" else None
         parts = [
             _chunk_log_probs(model, forced, kind, modules, keep[i : i + chunk], shared)
             for i in range(0, len(keep), chunk)
@@ -121,14 +132,22 @@ def _chunk_log_probs(
 ) -> Tensor:
     rows = keep.size(0)
     src = forced.src.expand(rows, -1)  # (B, S)
-    if shared is None:  # encoder heads: every row has its own encoder output
+    shape = model.cfg.shape
+    if shape == "decoder-only":
+        with masked_heads(modules, keep):
+            logits = model.decode(forced.decoder_input.expand(rows, -1), None, src)[:, forced.rows]  # (B, G, V)
+    elif shared is None:  # encoder heads: every row has its own encoder output
         with masked_heads(modules, keep):
             memory = model.encode(src)  # (B, S, d_model)
     else:
         memory = shared.expand(rows, -1, -1)
-    with masked_heads(modules, keep) if shared is not None else nullcontext():
-        logits = model.decode(forced.decoder_input.expand(rows, -1), memory, src).float()  # (B, T, V)
-    chosen = logits.gather(-1, forced.output.expand(rows, -1)[..., None])[..., 0]  # (B, T)
+    if shape == "encoder-only":
+        logits = model.mlm_logits(memory[:, forced.rows])  # (B, G, V): the masks' predictions
+    elif shape == "encoder-decoder":
+        with masked_heads(modules, keep) if shared is not None else nullcontext():
+            logits = model.decode(forced.decoder_input.expand(rows, -1), memory, src)  # (B, T, V)
+    logits = logits.float()
+    chosen = logits.gather(-1, forced.output.expand(rows, -1)[..., None])[..., 0]  # (B, G)
     return (chosen - logits.logsumexp(dim=-1)).sum(dim=-1)  # (B,)
 
 
@@ -167,7 +186,7 @@ def head_importance_one_at_a_time(model: Transformer, trace: Trace, kind: Attent
 def output_projections(model: Transformer) -> dict[str, np.ndarray]:
     """Cache prefix → W^O (H·d_k, d_model) of every attention, as `head_parameters` gives it."""
     out = {}
-    for kind in ATTENTION_KINDS:
+    for kind in SHAPE_KINDS[model.cfg.shape]:
         for layer in range(len(attention_modules(model, kind))):
             out[cache_prefix(kind, layer)] = head_parameters(model, kind, layer, 0).w_o
     return out
@@ -182,7 +201,9 @@ def recorded_values(model: Transformer, trace: Trace) -> dict[str, np.ndarray]:
     forced = forced_input(model, trace)
     capture = ActivationCache(with_qkv=True)
     with torch.inference_mode():
-        model.decode(forced.decoder_input, model.encode(forced.src, capture), forced.src, capture)
+        memory = model.encode(forced.src, capture)  # None for GPT-2
+        if model.cfg.shape != "encoder-only":
+            model.decode(forced.decoder_input, memory, forced.src, capture)
     names = [name[: -len(".v")] for name in capture.tensors if name.endswith(".v")]
     return {name: capture[f"{name}.v"][0].float().cpu().numpy() for name in names}
 
@@ -191,16 +212,20 @@ def recorded_values(model: Transformer, trace: Trace) -> dict[str, np.ndarray]:
 
 
 def analysis_stages(
-    translator: Translator, trace: Trace, kinds: Sequence[AttentionKind] = ATTENTION_KINDS
+    translator: Translator, trace: Trace, kinds: Sequence[AttentionKind] | None = None
 ) -> Iterator[Analysis]:
     """The analysis of `trace` (made by `translator`'s model), growing: first everything but
-    importance, then once more after each kind's batched masking pass. Stop iterating to drop it."""
+    importance, then once more after each kind's batched masking pass (every kind the model has,
+    unless `kinds` says). Stop iterating to drop it. BERT without a [MASK] has no output to score."""
     if trace.model_name != translator.name:
         raise ValueError(f"the trace was made by {trace.model_name!r}, not by {translator.name!r}")
     model = translator.model
     analysis = analyze_trace(trace, output_projections(model), recorded_values(model, trace))
+    if not len(trace.out_ids):
+        yield replace(analysis, importance_note=NO_OUTPUT.get(trace.shape, NO_OUTPUT["encoder-only"]))
+        return
     yield analysis
-    for kind in kinds:
+    for kind in trace.kinds if kinds is None else kinds:
         importance = {**analysis.importance, kind: head_importance(model, trace, kind)}
         analysis = replace(analysis, importance=importance)
         yield analysis

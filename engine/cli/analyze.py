@@ -5,7 +5,8 @@
 Prints a table of every head of every kind (entropy, mean distance, diagonal, previous, sink and
 maximum weight shares, importance by masking), the most important heads and the source pieces
 coverage flags as possibly untranslated. With --json, one object:
-{"model", "source_pieces", "output_pieces", "heads": [...], "rollout": S×S, "coverage": [S]}.
+{"model", "source_pieces", "output_pieces", "heads": [...], "rollout": S×S, "coverage": [S], "input_pieces",
+"rollout_kind"} (BERT and GPT-2: the heads of their one kind, rollout over their input, no coverage).
 Layers and heads are numbered from 1, as in `export` and the figures.
 """
 
@@ -70,6 +71,7 @@ def number(value: float | None) -> str:
 def report_lines(trace, analysis, top: int) -> list[str]:
     """The table, the most important heads and the coverage, as lines of text."""
     from engine.render.labels import display_piece
+    from engine.render.shapes import missing_kind
 
     lines = [f"{trace.model_name}: “{trace.source_text}” → “{trace.translation}”", ""]
     header = f"{'kind':<9}{'layer':>6}{'head':>5}" + "".join(f"{h:>11}" for h in HEADINGS)
@@ -82,16 +84,21 @@ def report_lines(trace, analysis, top: int) -> list[str]:
         lines.append(
             f"  {rank}. {KIND_COLUMN[row.kind]} layer {row.layer + 1} head {row.head + 1}: {number(row.importance)}"
         )
+    if analysis.importance_note:
+        lines.append(f"  {analysis.importance_note}")
     coverage = analysis.coverage
+    if not coverage.received.size:  # BERT and GPT-2 have no cross-attention to count
+        lines += ["", f"coverage: {missing_kind(trace.shape, 'cross')}"]
     pieces = [
         f"{display_piece(p)} {c:.2f}{' ⚑' if flag else ''}"
         for p, c, flag in zip(trace.src_pieces, coverage.received, coverage.flagged, strict=True)
     ]
-    lines += [
-        "",
-        "coverage (cross-attention each source piece received, summed over the steps; ⚑ possibly untranslated):",
-    ]
-    lines.append("  " + "  ".join(pieces))
+    if coverage.received.size:
+        lines += [
+            "",
+            "coverage (cross-attention each source piece received, summed over the steps; ⚑ possibly untranslated):",
+            "  " + "  ".join(pieces),
+        ]
     seconds = analysis.milliseconds + sum(i.milliseconds for i in analysis.importance.values())
     lines += ["", f"analysis {seconds:.0f} ms on {trace.device} (importance: one batched masking pass per kind)"]
     return lines

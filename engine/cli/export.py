@@ -18,12 +18,13 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.architecture import ATTENTION_KINDS, stack_of
+from engine.architecture import ATTENTION_KINDS, SHAPE_KINDS, stack_of
 from engine.cli.analyze import figure_analysis
 from engine.cli.translate import MAX_NEW_TOKENS_HELP, LoadFailure, load_translator
 from engine.devices import DEVICE_CHOICES
@@ -31,6 +32,7 @@ from engine.files import write_atomic
 from engine.paths import DEFAULT_MODEL
 from engine.render.labels import AVERAGE, Head
 from engine.render.request import FIGURES, FigureRequest
+from engine.render.shapes import STEP_NAMES, missing_kind, step_kind
 from engine.trace import Trace
 
 FORMATS = ("png", "svg", "pdf")
@@ -64,7 +66,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "animation: the decoding, one frame per step (.gif, or .mp4 with imageio-ffmpeg); importance, rollout, "
         "value-norms: the head analysis (importance by masking, encoder rollout, ‖α·f(x)‖ of --kind/--layer/--head)",
     )
-    parser.add_argument("--kind", choices=ATTENTION_KINDS, default="cross", help="which attention (default: cross)")
+    parser.add_argument(
+        "--kind", choices=ATTENTION_KINDS, help="which attention (default: cross; BERT's or GPT-2's only kind)"
+    )
     parser.add_argument("--layer", type=int, help="layer, numbered from 1 (default: the last layer)")
     parser.add_argument(
         "--head", default="average", help="head, numbered from 1, or 'average' for the mean over heads (default)"
@@ -96,6 +100,7 @@ def run_export(args: argparse.Namespace) -> int:
             translator = load_translator(args.model, args.device)
         except LoadFailure as error:
             raise RuntimeFailure(str(error)) from None
+        selection = model_selection(selection, args.kind, translator.cfg.shape)
         check_against_model(selection, translator.cfg)
         if args.batch is not None:
             return export_batch(args, translator, selection)
@@ -160,14 +165,23 @@ def parse_selection(args: argparse.Namespace) -> FigureRequest:
         except ValueError:
             raise UsageError(f"--head {args.head!r} is neither a number nor 'average'") from None
     layer = None if args.layer is None else args.layer - 1
-    return FigureRequest(what=args.what, kind=args.kind, layer=layer, head=head, step=args.step - 1)
+    return FigureRequest(what=args.what, kind=args.kind or "cross", layer=layer, head=head, step=args.step - 1)
+
+
+def model_selection(selection: FigureRequest, kind_given: str | None, shape: str) -> FigureRequest:
+    """Without --kind: a translator's cross-attention, or the one kind BERT or GPT-2 has."""
+    if kind_given is None and shape != "encoder-decoder":
+        return replace(selection, kind=SHAPE_KINDS[shape][0])
+    return selection
 
 
 def check_against_model(selection: FigureRequest, cfg) -> None:
     """Layer and head ranges against the model's config, with messages in the command line's numbering."""
+    if selection.what in ("head", "grid", "value-norms") and missing_kind(cfg.shape, selection.kind):
+        raise UsageError(missing_kind(cfg.shape, selection.kind))  # "GPT-2 has no encoder, so there is no …"
     if selection.what in ("grid", "positional", "importance", "rollout"):
         return  # these draw every layer and head
-    kind = "cross" if selection.what in ("step", ANIMATION) else selection.kind
+    kind = step_kind(cfg.shape) if selection.what in ("step", ANIMATION) else selection.kind
     stack = stack_of(kind)
     n_layers = cfg.n_encoder_layers if stack == "encoder" else cfg.n_decoder_layers
     if selection.layer is not None and not 0 <= selection.layer < n_layers:
@@ -183,10 +197,11 @@ def check_against_model(selection: FigureRequest, cfg) -> None:
 
 
 def check_step(selection: FigureRequest, trace: Trace) -> None:
-    n_steps = len(trace.tgt_pieces)
+    n_steps = len(trace.out_pieces)  # a translator's decoder steps, BERT's masks, GPT-2's new tokens
     if selection.what == "step" and not 0 <= selection.step < n_steps:
+        has = "the translation has" if trace.shape == "encoder-decoder" else "the output has"
         raise UsageError(
-            f"--step {selection.step + 1} is out of range: the translation has {n_steps} decoder steps "
+            f"--step {selection.step + 1} is out of range: {has} {n_steps} {STEP_NAMES[trace.shape]}s "
             f"(numbered 1 to {n_steps})"
         )
 

@@ -30,6 +30,7 @@ from engine.render.figures import (
 )
 from engine.render.labels import AVERAGE, KIND_LABELS, Head, check_selection, head_label, select_map
 from engine.render.request import FigureRequest
+from engine.render.shapes import check_kind_present
 from engine.trace import Trace
 
 IMPORTANCE_CMAP = "RdBu_r"  # diverging: red helps the output, blue hurts it, white does nothing
@@ -42,10 +43,13 @@ def analysis_figure(trace: Trace, analysis: Analysis | None, request: FigureRequ
     if analysis is None:
         raise ExportError(f"the {request.what} figure needs the head analysis: run it first")
     if request.what == "importance":
+        if not analysis.importance and analysis.importance_note:
+            raise ExportError(analysis.importance_note)
         return importance_figure(trace, analysis)
     if request.what == "rollout":
         return rollout_figure(trace, analysis)
     kind = request.kind
+    check_kind_present(trace, kind)
     layer = trace.n_layers[kind] - 1 if request.layer is None else request.layer
     return value_norms_figure(trace, analysis, kind, layer, request.head)
 
@@ -90,15 +94,18 @@ def _annotate(ax: Axes, values: np.ndarray, bound: float) -> None:
 
 
 def rollout_figure(trace: Trace, analysis: Analysis) -> Figure:
-    """Attention rollout after each encoder layer; the last panel is the whole encoder's."""
+    """Attention rollout after each layer of the input's stack (the encoder; GPT-2's decoder); the last
+    panel is the whole stack's."""
+    pieces = trace.input_pieces
+    stack = "decoder" if analysis.rollout_kind == "dec_self" else "encoder"
     with matplotlib.rc_context(STYLE):
         rollout = analysis.rollout  # (L, S, S)
         n_layers, n_pieces = rollout.shape[:2]
         map_side = max(MIN_MAP, n_pieces * CELL)
-        label = _label_width(trace.src_pieces)
+        label = _label_width(pieces)
         width = n_layers * (map_side + 0.3) + label + 1.4
         title = (
-            f"{trace.model_name}: attention rollout of the encoder (Abnar & Zuidema 2020): "
+            f"{trace.model_name}: attention rollout of the {stack} (Abnar & Zuidema 2020): "
             "½·head mean + ½·I per layer, multiplied up\n"
             f"row: a position after that layer, column: the input piece it draws on\n{_sentence_line(trace)}"
         )
@@ -108,9 +115,9 @@ def rollout_figure(trace: Trace, analysis: Analysis) -> Figure:
         vmax = float(rollout.max())
         for layer, ax in enumerate(axes):
             image = ax.imshow(rollout[layer], cmap=_attention_cmap(), vmin=0.0, vmax=vmax, aspect="equal")
-            _label_axes(ax, trace.src_pieces if layer == 0 else [""] * n_pieces, trace.src_pieces)
+            _label_axes(ax, pieces if layer == 0 else [""] * n_pieces, pieces)
             ax.set_title(f"after layer {layer + 1}/{n_layers}")
-        axes[0].set_ylabel("source position")
+        axes[0].set_ylabel("input position")
         fig.colorbar(image, ax=list(axes), label="share of the input", shrink=min(1.0, 3.0 / map_side), aspect=25)
         suptitle(fig, title, width)
         return fig

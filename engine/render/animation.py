@@ -20,6 +20,7 @@ from PIL import Image
 from engine.files import write_atomic
 from engine.render.figures import STYLE, ExportError, render_figure, row_bars, suptitle, topk_bars
 from engine.render.labels import AVERAGE, KIND_LABELS, Head, check_selection, display_piece, head_label, select_map
+from engine.render.shapes import step_kind
 from engine.trace import Trace
 
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -28,7 +29,12 @@ DEFAULT_FPS = 1.0  # one step a second: time to read the candidates
 
 
 def frame_figure(trace: Trace, step: int, layer: int, head: Head = AVERAGE) -> Figure:
-    """Step `step` of the decoding, laid out for the whole sentence (the same size for every step)."""
+    """Step `step` of the decoding, laid out for the whole sentence (the same size for every step).
+    BERT's masks and GPT-2's new tokens: their step figure (the frames are scaled to one size anyway)."""
+    if trace.shape != "encoder-decoder":
+        from engine.render.one_stack_figures import output_step_figure
+
+        return output_step_figure(trace, step, layer, head)
     check_selection(trace, "cross", layer, head)
     with matplotlib.rc_context(STYLE):
         fig = Figure(figsize=(9.6, 6.0), layout="constrained")
@@ -55,7 +61,7 @@ def animation_frames(
     trace: Trace, layer: int | None = None, head: Head = AVERAGE, size: tuple[int, int] = DEFAULT_SIZE
 ) -> list[Image.Image]:
     """One RGB image of `size` pixels per decoder step; `layer` None is the last decoder layer."""
-    layer = trace.n_layers["cross"] - 1 if layer is None else layer
+    layer = trace.n_layers[step_kind(trace.shape)] - 1 if layer is None else layer
     frames = []
     for step in range(len(trace.out_pieces)):
         png = render_figure(frame_figure(trace, step, layer, head), "png", size_px=size)

@@ -24,9 +24,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 from matplotlib.image import AxesImage
-from matplotlib.textpath import TextToPath
 
 from engine.files import write_atomic
 from engine.positional import sinusoidal_table
@@ -43,6 +41,8 @@ from engine.render.labels import (
     selection_title,
 )
 from engine.render.request import ANALYSIS_FIGURES, FIGURES, FigureRequest, PositionalParams
+from engine.render.shapes import check_kind_present, step_kind
+from engine.render.text_fit import FONT_FAMILY, wrap_text
 from engine.trace import Trace
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ STYLE: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",  # labels stay <text> elements, searchable and editable
     "pdf.fonttype": 42,  # TrueType: text stays text in the PDF
     "svg.hashsalt": "attention-studio",  # the same figure gives the same SVG ids
-    "font.family": "DejaVu Sans",  # ships with matplotlib and covers French and English pieces
+    "font.family": FONT_FAMILY,  # ships with matplotlib and covers French and English pieces
     "font.size": LABEL_FONT,
     "axes.titlesize": 9,
     "figure.titlesize": TITLE_FONT,
@@ -77,9 +77,6 @@ DEFAULT_PNG_DPI = 200
 VECTOR_DPI = 300  # SVG and PDF embed each map at its own resolution; this only sizes any other raster
 ATTENTION_CMAP = "Blues"  # white (no attention) to dark blue (all of it): prints well, perceptually ordered
 MASKED_COLOUR = "#d9d9d9"  # cells the causal mask forbids, told apart from a weight of 0
-
-
-_MEASURE = TextToPath()
 
 
 class ExportError(Exception):
@@ -122,56 +119,16 @@ def _label_width(pieces: Sequence[str], fontsize: float = LABEL_FONT) -> float:
     return longest * fontsize * 0.65 / 72 + 0.15
 
 
-def _text_width(text: str, fontsize: float) -> float:
-    """Inches that `text` takes in the figures' font: measured, since pieces vary a lot in width."""
-    prop = FontProperties(family=STYLE["font.family"], size=fontsize)
-    width, _, _ = _MEASURE.get_text_width_height_descent(text, prop, ismath=False)  # points
-    return width / 72
-
-
-def _wrap(text: str, width_inches: float, fontsize: float) -> str:
-    """Wrap a title to the figure's width so a long sentence never runs off the page."""
-    room = max(1.0, width_inches - 0.3)
-    lines = []
-    for paragraph in text.split("\n"):
-        line = ""
-        for word in paragraph.split(" "):
-            candidate = f"{line} {word}" if line else word
-            if _text_width(candidate, fontsize) <= room:
-                line = candidate
-                continue
-            if line:
-                lines.append(line)
-            line = word
-            while len(line) > 1 and _text_width(line, fontsize) > room:  # a word wider than the page
-                cut = _longest_fitting_prefix(line, room, fontsize)
-                lines.append(line[:cut])
-                line = line[cut:]
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _longest_fitting_prefix(word: str, room: float, fontsize: float) -> int:
-    low, high = 1, len(word)  # a prefix of `low` characters is kept even if it does not fit
-    while low < high:
-        middle = (low + high + 1) // 2
-        if _text_width(word[:middle], fontsize) <= room:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
 def _sentence_line(trace: Trace) -> str:
     return f"“{trace.source_text}” → “{trace.translation}”"
 
 
 def suptitle(fig: Figure, text: str, width_inches: float) -> None:
-    fig.suptitle(_wrap(text, width_inches, TITLE_FONT), parse_math=False)
+    fig.suptitle(wrap_text(text, width_inches, TITLE_FONT), parse_math=False)
 
 
 def title_height(text: str, width_inches: float) -> float:
-    lines = _wrap(text, width_inches, TITLE_FONT).count("\n") + 1
+    lines = wrap_text(text, width_inches, TITLE_FONT).count("\n") + 1
     return 0.25 + lines * TITLE_FONT * 1.3 / 72
 
 
@@ -180,6 +137,7 @@ def title_height(text: str, width_inches: float) -> float:
 
 def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
     """One attention map: queries down the rows, keys across the columns, with a colour bar."""
+    check_kind_present(trace, kind)
     with matplotlib.rc_context(STYLE):
         weights = select_map(trace, kind, layer, head)
         rows, cols = trace.axis_pieces(kind)
@@ -200,6 +158,7 @@ def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
 
 def grid_figure(trace: Trace, kind: str) -> Figure:
     """Every layer (rows) and head (columns) of one kind, plus a column with each layer's head average."""
+    check_kind_present(trace, kind)
     with matplotlib.rc_context(STYLE):
         attention = trace.attention(kind)  # (L, H, queries, keys)
         n_layers, n_heads, n_rows, n_cols = attention.shape
@@ -238,8 +197,13 @@ def positional_figure(
     """The positional encodings as positions × dimensions, and a few dimensions as curves.
 
     With a trace: the rows the model added to its source pieces (labelled by piece). Without one:
-    the sinusoidal table for `n_positions` positions of width `d_model`.
+    the sinusoidal table for `n_positions` positions of width `d_model`. A BERT's or GPT-2's learned
+    table: the rows its input used (engine.render.one_stack_figures).
     """
+    if trace is not None and trace.positions == "learned":
+        from engine.render.one_stack_figures import learned_positional_figure  # it draws with this module
+
+        return learned_positional_figure(trace)
     with matplotlib.rc_context(STYLE):
         if trace is not None:
             table = np.asarray(trace.positional, dtype=np.float64)
@@ -287,7 +251,12 @@ def _positional_curves(ax: Axes, table: np.ndarray) -> None:
 
 
 def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
-    """Decoder step `step`: its top-k candidates, and what it attended to over the source and its own input."""
+    """Decoder step `step`: its top-k candidates, and what it attended to over the source and its own input.
+    BERT's mask `step` or GPT-2's new token `step`: engine.render.one_stack_figures."""
+    if trace.shape != "encoder-decoder":
+        from engine.render.one_stack_figures import output_step_figure  # it draws with this module
+
+        return output_step_figure(trace, step, layer, head)
     with matplotlib.rc_context(STYLE):
         n_steps = len(trace.tgt_pieces)
         if not 0 <= step < n_steps:
@@ -371,7 +340,8 @@ def build_figure(
         from engine.render.analysis_figures import analysis_figure  # it draws with this module's helpers
 
         return analysis_figure(trace, analysis, request)
-    kind = "cross" if request.what == "step" else request.kind
+    kind = step_kind(trace.shape) if request.what == "step" else request.kind
+    check_kind_present(trace, kind)
     last = trace.n_layers[kind] - 1
     layer = last if request.layer is None else request.layer
     if request.what == "step":  # the selection may be an encoder layer the decoder does not have

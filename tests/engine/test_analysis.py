@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from engine.analysis import (
+    analysis_json,
     analyze_trace,
     attention_rollout,
     kind_statistics,
@@ -266,7 +267,9 @@ def test_analyze_json_has_the_documented_shape(tiny_model_dir, translator):
     result = run_cli("analyze", SENTENCE, "--model", tiny_model_dir, "--json", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert list(data) == ["model", "source_pieces", "output_pieces", "heads", "rollout", "coverage"]
+    assert list(data) == [
+        "model", "source_pieces", "output_pieces", "heads", "rollout", "coverage", "input_pieces", "rollout_kind"
+    ]  # fmt: skip
     trace = translator.trace(SENTENCE, TraceOptions(with_qkv=True))
     S, cfg = len(trace.src_pieces), translator.cfg
     assert data["source_pieces"] == trace.src_pieces and data["output_pieces"] == trace.out_pieces
@@ -307,3 +310,106 @@ def test_export_draws_the_analysis_figures(tiny_model_dir, tmp_path):
         result = run_cli("export", SENTENCE, "--model", tiny_model_dir, "--device", "cpu", "--what", what, "--out", out)
         assert result.returncode == 0, result.stderr
         assert out.stat().st_size > 1000
+
+
+# --- the other two shapes: BERT (encoder-only) and GPT-2 (decoder-only) ---
+
+
+class OneStackTokenizer:
+    """One id per character ('?' is [MASK], id 5); BERT's input is wrapped in [CLS] … [SEP] (2, 3)."""
+
+    src_vocab_size = tgt_vocab_size = 50
+
+    def __init__(self, shape: str) -> None:
+        self.specials = shape == "encoder-only"
+        self.mask_id = 5 if self.specials else None
+
+    def encode_source(self, text: str, alpha: float = 0.0) -> list[int]:
+        ids = [5 if c == "?" else 6 + (ord(c) % 40) for c in text if not c.isspace()]
+        return [2, *ids, 3] if self.specials else ids
+
+    def encode_target(self, text: str, alpha: float = 0.0) -> list[int]:
+        return self.encode_source(text)
+
+    def source_pieces(self, ids) -> list[str]:
+        return ["[MASK]" if i == 5 else f"p{i}" for i in ids]
+
+    target_pieces = source_pieces
+
+    def decode_target(self, ids) -> str:
+        return " ".join(f"p{i}" for i in ids)
+
+
+def one_stack_translator(shape: str, seed: int = 0) -> Translator:
+    """A tiny random BERT-like (encoder-only, MLM head) or GPT-2-like (decoder-only, pre-norm) Translator
+    with learned positions, on the character tokenizer above: no loader and no download needed."""
+    from engine.checkpoint import LoadedModel, ModelInfo
+    from engine.model import ModelConfig, Transformer
+
+    torch.manual_seed(seed)
+    sizes = dict(src_vocab_size=50, tgt_vocab_size=50, d_model=16, n_heads=2, d_ff=32, max_positions=64)
+    common = dict(sizes, positions="learned", scale_embedding=False)
+    if shape == "encoder-only":
+        cfg = ModelConfig(
+            **common, n_encoder_layers=2, n_decoder_layers=0, type_vocab_size=2, embed_norm=True,
+            mlm_transform=True, final_logits_bias=True, activation="gelu", norm_eps=1e-12,
+        )  # fmt: skip
+    else:
+        cfg = ModelConfig(**common, n_encoder_layers=0, n_decoder_layers=3, norm="pre", activation="gelu_tanh")
+    name = "tiny-bert" if shape == "encoder-only" else "tiny-gpt2"
+    info = ModelInfo(name=name, source_language="en", target_language="en", source_tokenizer="-", target_tokenizer="-")
+    loaded = LoadedModel(Transformer(cfg), OneStackTokenizer(shape), info, Path("."), torch.device("cpu"))
+    return Translator(loaded)
+
+
+@pytest.fixture(scope="module", params=["encoder-only", "decoder-only"])
+def one_stack(request):
+    return one_stack_translator(request.param)
+
+
+def test_one_stack_analysis_covers_only_the_kinds_the_model_has(one_stack):
+    trace = one_stack.trace("ab?cd?e", TraceOptions(with_qkv=True, decoding=DecodingOptions(max_new_tokens=6)))
+    analysis = analyze(one_stack, trace)
+    (kind,) = trace.kinds
+    assert list(analysis.statistics) == [kind] and set(analysis.importance) == {kind} and analysis.complete
+    assert [row.kind for row in analysis.rows()] == [kind] * (trace.n_layers[kind] * trace.n_heads)
+    # rollout multiplies the input's own self-attention: the encoder's, or GPT-2's causal one
+    assert analysis.rollout_kind == kind
+    np.testing.assert_allclose(analysis.rollout, attention_rollout(trace.attention(kind)))
+    np.testing.assert_allclose(analysis.rollout[-1].sum(axis=-1), 1.0, rtol=1e-9)
+    if kind == "dec_self":  # a position never draws on a later one
+        assert not np.triu(analysis.rollout[-1], 1).any()
+    assert analysis.coverage.received.size == 0  # no cross-attention to count
+    np.testing.assert_allclose(
+        analysis.importance[kind].drop, head_importance_one_at_a_time(one_stack.model, trace, kind), atol=1e-4
+    )
+    # value norms from a trace without q/k/v (one capture pass) equal those from the recorded values
+    plain = one_stack.trace("ab?cd?e", TraceOptions(decoding=DecodingOptions(max_new_tokens=6)))
+    again = next(analysis_stages(one_stack, plain))
+    np.testing.assert_allclose(again.value_norms[kind], analysis.value_norms[kind], rtol=1e-5, atol=1e-7)
+    assert json.loads(json.dumps(analysis_json(trace, analysis), allow_nan=False))["rollout_kind"] == kind
+
+
+def test_importance_scores_the_fillers_of_the_masks_and_the_continuation(one_stack):
+    """Nothing masked, the scored log-probability is the output's own: the best candidate at each mask
+    (BERT) or new token (GPT-2, greedy), as the trace recorded it."""
+    trace = one_stack.trace("ab?cd?e", TraceOptions(decoding=DecodingOptions(max_new_tokens=5)))
+    assert len(trace.out_ids) == (2 if trace.shape == "encoder-only" else 5)
+    np.testing.assert_array_equal(trace.topk_ids[:, 0], trace.out_ids)
+    importance = head_importance(one_stack.model, trace, trace.kinds[0])
+    assert importance.log_prob == pytest.approx(float(np.log(trace.topk_probs[:, 0]).sum()), abs=1e-4)
+
+
+def test_bert_without_a_mask_says_why_heads_are_not_scored():
+    bert = one_stack_translator("encoder-only")
+    stages = list(analysis_stages(bert, bert.trace("abcd")))
+    assert len(stages) == 1 and stages[0].importance == {} and stages[0].complete
+    assert "[MASK]" in stages[0].importance_note
+    assert set(stages[0].statistics) == {"enc_self"}
+    with pytest.raises(ExportError, match=r"type \[MASK\]"):
+        build_figure(bert.trace("abcd"), FigureRequest("importance"), analysis=stages[0])
+
+
+def test_no_cross_attention_means_empty_coverage_without_warnings():
+    coverage = source_coverage(np.zeros((0, 2, 7, 0), dtype=np.float32))  # GPT-2's empty cross maps
+    assert coverage.received.shape == (0,) and coverage.flagged.shape == (0,)

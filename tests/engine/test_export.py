@@ -196,3 +196,48 @@ def test_main_py_export_runs_headless(tiny_model_dir, tmp_path):
     result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(b"%PDF")
+
+
+# --- BERT-shaped (encoder-only) and GPT-2-shaped (decoder-only) model folders ---
+
+
+@pytest.fixture(scope="module")
+def one_stack_dirs(tmp_path_factory):
+    from model_fixtures import build_tiny_model
+
+    root = tmp_path_factory.mktemp("one-stack")
+    return {
+        "encoder-only": build_tiny_model(root / "enc", n_decoder_layers=0, positions="learned"),
+        "decoder-only": build_tiny_model(root / "dec", n_encoder_layers=0, positions="learned", norm="pre"),
+    }
+
+
+def export_with(model_dir: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    add_export_arguments(parser)
+    return run_export(parser.parse_args([*argv, "--model", str(model_dir), "--device", "cpu", "--no-progress"]))
+
+
+@pytest.mark.parametrize("what", ["head", "grid", "positional", "step"])
+def test_a_decoder_only_model_exports_every_figure_of_its_own_kind(one_stack_dirs, tmp_path, monkeypatch, what):
+    monkeypatch.chdir(tmp_path)
+    status = export_with(one_stack_dirs["decoder-only"], "le chien", "--what", what, "--out", "f.png", "--dpi", "40")
+    assert status == 0  # no --kind: GPT-2's only kind, decoder self-attention
+    pixels = np.asarray(Image.open(tmp_path / "f.png").convert("RGB")).reshape(-1, 3)
+    assert len(np.unique(pixels, axis=0)) > 30
+
+
+@pytest.mark.parametrize(
+    ("shape", "argv", "message"),
+    [
+        ("decoder-only", ["--kind", "cross"], "error: GPT-2 has no encoder, so there is no cross-attention.\n"),
+        ("decoder-only", ["--kind", "enc_self"], "error: GPT-2 has no encoder, so there is no encoder self-attention."),
+        ("encoder-only", ["--kind", "cross"], "error: BERT has no decoder, so there is no cross-attention.\n"),
+        ("encoder-only", ["--what", "step"], "error: --step 1 is out of range: the output has 0 masks"),
+    ],
+)
+def test_what_a_one_stack_model_lacks_is_refused_in_one_line(one_stack_dirs, tmp_path, monkeypatch, capsys, shape, argv, message):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert export_with(one_stack_dirs[shape], "le chien", *argv, "--out", "f.png") == 2
+    assert capsys.readouterr().err.startswith(message)
+    assert not (tmp_path / "f.png").exists()

@@ -17,6 +17,7 @@ from engine.decoding import DecodingOptions
 from engine.render import figures
 from engine.render.figures import ExportError, save_figure
 from engine.render.labels import display_piece, select_map
+from engine.render.request import FigureRequest
 from engine.trace import Trace
 from engine.translator import TraceOptions, Translator
 
@@ -293,3 +294,89 @@ def test_figures_and_export_load_neither_qt_nor_pyplot():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# --- BERT (encoder-only) and GPT-2 (decoder-only) traces ---
+
+
+@pytest.fixture(scope="module")
+def one_stack_traces():
+    from test_analysis import one_stack_translator
+
+    options = TraceOptions(decoding=DecodingOptions(max_new_tokens=4))
+    return {shape: one_stack_translator(shape).trace("ab?cd?e", options) for shape in ("encoder-only", "decoder-only")}
+
+
+@pytest.mark.parametrize("shape", ["encoder-only", "decoder-only"])
+def test_one_stack_figures_draw_their_own_kind_and_refuse_the_others(one_stack_traces, shape):
+    trace = one_stack_traces[shape]
+    (kind,) = trace.kinds
+    for what in ("head", "grid"):
+        fig = figures.build_figure(trace, FigureRequest(what, kind, head=1))
+        assert len(figures.render_figure(fig, "png", dpi=40)) > 1000
+    absent = [k for k in ("enc_self", "dec_self", "cross") if k != kind]
+    for other in absent:
+        with pytest.raises(ValueError, match="so there is no"):
+            figures.build_figure(trace, FigureRequest("grid", other))
+    lacks = "GPT-2 has no encoder" if shape == "decoder-only" else "BERT has no decoder"
+    with pytest.raises(ValueError, match=f"^{lacks}, so there is no cross-attention.$"):
+        figures.head_figure(trace, "cross", 0, 0)
+
+
+def test_a_gpt2_step_shows_its_new_token_over_the_input_so_far(one_stack_traces):
+    trace = one_stack_traces["decoder-only"]
+    fig = figures.build_figure(trace, FigureRequest("step", "dec_self", layer=None, head=0, step=1))
+    row = int(trace.out_positions[1])
+    assert f"new token 2/{len(trace.out_pieces)}" in title_of(fig)
+    candidates, attention = fig.axes[:2]
+    np.testing.assert_allclose([bar.get_width() for bar in candidates.patches], trace.topk_probs[1], rtol=1e-6)
+    heights = [bar.get_height() for bar in attention.patches]
+    np.testing.assert_allclose(heights, trace.dec_self[-1, 0, row, : row + 1], rtol=1e-6)  # causal: no later key
+    assert [t.get_text() for t in attention.get_xticklabels()] == trace.tgt_pieces[: row + 1]
+
+
+def test_a_bert_step_shows_a_masks_fillers_over_the_whole_text(one_stack_traces):
+    trace = one_stack_traces["encoder-only"]
+    assert trace.src_pieces.count("[MASK]") == len(trace.out_pieces) == 2
+    fig = figures.step_figure(trace, 1, 0, "average")
+    assert "mask 2/2" in title_of(fig) and f"position {trace.out_positions[1] + 1}" in title_of(fig)
+    attention = fig.axes[1]
+    expected = trace.enc_self[0].mean(axis=0)[trace.out_positions[1]]
+    np.testing.assert_allclose([bar.get_height() for bar in attention.patches], expected, rtol=1e-6)
+    without_masks = replace_outputs(trace)
+    with pytest.raises(ValueError, match=r"Type \[MASK\] in the text"):
+        figures.step_figure(without_masks, 0, 0, 0)
+
+
+def replace_outputs(trace: Trace) -> Trace:
+    """`trace` as if its text had no [MASK]: no outputs."""
+    from dataclasses import replace
+
+    empty = np.zeros((0, trace.topk_ids.shape[1]))
+    return replace(
+        trace, out_ids=np.zeros(0, np.int64), out_pieces=[], out_positions=np.zeros(0, np.int64),
+        topk_ids=empty.astype(np.int64), topk_probs=empty.astype(np.float32), topk_pieces=[],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", ["encoder-only", "decoder-only"])
+def test_learned_positions_show_the_rows_used_labelled_learned_without_sinusoids(one_stack_traces, shape, tmp_path):
+    trace = one_stack_traces[shape]
+    assert trace.positions == "learned"
+    fig = figures.build_figure(trace, FigureRequest("positional"))
+    assert "learned positional embeddings" in title_of(fig)
+    table = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(table, trace.positional, rtol=1e-6)  # the rows used, one per input piece
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [f"{i} {p}" for i, p in enumerate(trace.input_pieces)]
+    assert not any(ax.lines for ax in fig.axes)  # no curves: nothing here is a sinusoid
+    svg = save_figure(fig, tmp_path / "learned.svg").read_text()
+    assert "learned: the rows added" in svg
+
+
+def test_an_animation_of_a_continuation_has_one_frame_per_new_token(one_stack_traces):
+    from engine.render.animation import animation_frames
+
+    trace = one_stack_traces["decoder-only"]
+    frames = animation_frames(trace, size=(320, 200))
+    assert len(frames) == len(trace.out_pieces) and all(f.size == (320, 200) for f in frames)
