@@ -152,6 +152,17 @@ def break_bin_only(d: Path) -> str:
     return "pytorch_model.bin: pickled weights are refused"
 
 
+def break_sharded(d: Path) -> str:
+    (d / WEIGHTS).rename(d / "model-00001-of-00001.safetensors")
+    (d / f"{WEIGHTS}.index.json").write_text("{}")
+    return "sharded safetensors weights are not supported"
+
+
+def break_a_config_that_lies_about_size(d: Path) -> str:
+    _config(d, n_layer=100_000)  # would allocate gigabytes before any shape is compared
+    return "but model.safetensors holds only"
+
+
 def break_missing_merges(d: Path) -> str:
     (d / "merges.txt").unlink()
     return "missing tokenizer file merges.txt"
