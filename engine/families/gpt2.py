@@ -72,7 +72,6 @@ DEFAULTS: dict[str, object] = {
     "tie_word_embeddings": True,
 }
 COUNTS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
-IDS = ("bos_token_id", "eos_token_id")
 # flag → the value the engine reproduces, and why another one is refused
 FLAGS = {
     "scale_attn_weights": (True, "attention without the 1/√d_k scale"),
@@ -121,7 +120,8 @@ def _epsilon(raw: dict) -> float:
 def model_config(raw: dict) -> ModelConfig:
     """Our ModelConfig for a GPT-2 config.json; ModelLoadError for what we cannot run."""
     sizes = {name: _whole(raw, name, 1) for name in COUNTS}
-    bos, eos = (_whole(raw, name, 0) for name in IDS)
+    eos = _whole(raw, "eos_token_id", 0)
+    bos = eos if raw.get("bos_token_id", 0) is None else _whole(raw, "bos_token_id", 0)  # GPT-2's are one token
     _check_flags(raw)
     activation = raw.get("activation_function", DEFAULTS["activation_function"])
     if activation not in ACTIVATIONS:

@@ -90,6 +90,17 @@ def test_the_registry_opens_gpt2_folders(folder, translator):
     assert translator.model.output.weight is translator.model.tgt_embed.weight  # the tied LM head
 
 
+def test_config_defaults_are_gpt2s():
+    small = {"model_type": "gpt2", "vocab_size": 100, "n_embd": 16, "n_head": 2, "n_layer": 1, "n_positions": 32}
+    small |= {"bos_token_id": 7, "eos_token_id": 7}
+    cfg = gpt2.model_config({**small, "bos_token_id": None, "eos_token_id": [7], "n_inner": None})
+    assert (cfg.bos_id, cfg.eos_id, cfg.pad_id, cfg.d_ff) == (7, 7, 7, 64)  # one end token; n_inner → 4 × n_embd
+    assert cfg.activation == "gelu_tanh" and cfg.norm_eps == 1e-5  # gelu_new, transformers' default epsilon
+    full = gpt2.model_config({"model_type": "gpt2"})  # the 124M model when config.json says nothing
+    assert (full.n_decoder_layers, full.d_model, full.tgt_vocab_size, full.max_positions) == (12, 768, 50257, 1024)
+    assert gpt2.model_config({**small, "n_inner": 40, "reorder_and_upcast_attn": True}).d_ff == 40
+
+
 def test_conv1d_weights_are_transposed_and_split(folder, translator):
     theirs = folder.reference.transformer.h[1].attn
     ours = translator.model.decoder_layers[1].self_attn
