@@ -16,6 +16,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.cli.analyze import add_analyze_parser, run_analyze
 from engine.cli.export import add_export_arguments, run_export
@@ -31,6 +32,17 @@ def add_gui_options(parser: argparse.ArgumentParser, default: object = None) -> 
     parser.add_argument("--model", metavar="DIR", default=default, help="model directory (default: the fr-en model)")
     parser.add_argument(
         "--device", choices=DEVICE_CHOICES, default="auto" if default is None else default, help=DEVICE_HELP
+    )
+    parser.add_argument("--text", default=default, help="start with this text typed in")
+    parser.add_argument(
+        "--screenshot",
+        metavar="PNG",
+        type=Path,
+        default=default,
+        help="render the window offscreen once the translation is shown, save it here and quit",
+    )
+    parser.add_argument(
+        "--size", default="1600x1000" if default is None else default, help="window size for --screenshot"
     )
 
 
