@@ -213,9 +213,10 @@ def _strip(ids: list[int], pad_id: int, eos_id: int) -> list[int]:
     """Cut a row after its first </s> and drop padding."""
     out = []
     for i in ids:
+        if i == eos_id:  # first: GPT-2's pad id is its end token
+            out.append(i)
+            break
         if i == pad_id:
             break
         out.append(i)
-        if i == eos_id:
-            break
     return out
