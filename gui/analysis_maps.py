@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.analysis import Analysis, HeadRow
+from engine.analysis import Analysis, HeadRow, rollout_kind_of
 from engine.render.labels import AVERAGE, Head
+from engine.render.shapes import missing_kind
 from engine.trace import Trace
 
 NO_ROLLOUT = (
@@ -20,7 +21,7 @@ NO_ROLLOUT = (
     "defined for encoder self-attention."
 )
 WAITING = "Computing the analysis of this sentence…"
-MODE_TITLES = {"weights": "", "rollout": "encoder rollout", "value-norms": "value norms ‖α·f(x)‖"}
+MODE_TITLES = {"weights": "", "rollout": "rollout", "value-norms": "value norms ‖α·f(x)‖"}
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,10 @@ class ShownMap:
 def analysis_map(trace: Trace, analysis: Analysis | None, mode: str, kind: str, layer: int, head: Head) -> ShownMap:
     """The rollout after encoder layer `layer` + 1, or the value norms of the selected head (the mean
     over heads for the average), for `trace`'s analysis; a message when there is none to draw."""
-    if mode == "rollout" and kind != "enc_self":
+    missing = missing_kind(trace.shape, kind)
+    if missing:
+        return ShownMap(None, message=missing)
+    if mode == "rollout" and kind != rollout_kind_of(trace):  # GPT-2 rolls out its own self-attention
         return ShownMap(None, message=NO_ROLLOUT)
     if analysis is None:
         return ShownMap(None, message=WAITING)
@@ -58,6 +62,8 @@ def head_name(row: HeadRow) -> str:
 def top_heads_text(analysis: Analysis, n: int = 5) -> str:
     """The `n` most important heads with their drop in log-probability, or what is still missing."""
     top = analysis.top_heads(n)
+    if not top and analysis.importance_note:
+        return analysis.importance_note
     if not top:
         return "Most important heads: computing head importance by masking…"
     names = ", ".join(f"{head_name(row)} ({row.importance:+.2f})" for row in top)
@@ -67,6 +73,6 @@ def top_heads_text(analysis: Analysis, n: int = 5) -> str:
 
 def flagged_pieces(trace: Trace, analysis: Analysis | None) -> list[str]:
     """The source pieces the coverage flags as possibly untranslated."""
-    if analysis is None:
+    if analysis is None or not analysis.coverage.received.size:
         return []
     return [piece for piece, flag in zip(trace.src_pieces, analysis.coverage.flagged, strict=True) if flag]

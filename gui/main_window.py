@@ -34,6 +34,7 @@ from gui.export import EXPORTS, FIGURE_FILTER, TRACE_FILTER, Exporter, ExportJob
 from gui.keystrokes import KeystrokeCoalescer
 from gui.maps import TokenFocus, latency_text, token_summary
 from gui.menus import build_menus
+from gui.model_shape import adapt_window, hint_text, language_name
 from gui.settings import initial_model, remember_model, restore_window, save_window
 from gui.view_state import ViewState
 from gui.views.beam_view import BeamView
@@ -47,7 +48,6 @@ from gui.views.walkthrough_view import WalkthroughView
 from gui.worker import DecodeRequest, ModelSummary, TraceResult, TranslationClient
 
 START_DELAY_MS = 50  # let the first paint happen before the worker starts importing torch
-LANGUAGES = {"fr": "French", "en": "English", "de": "German", "es": "Spanish"}
 
 
 def local_directory(urls) -> Path | None:
@@ -165,6 +165,7 @@ class MainWindow(QMainWindow):
         self.source.textChanged.connect(self._on_text_changed)
         self.keystrokes.sent.connect(self.translationRequested)
         self.selection_bar.beam_size.valueChanged.connect(self._on_beam_size_changed)
+        self.selection_bar.new_tokens.valueChanged.connect(self._on_beam_size_changed)  # GPT-2's length
         self.head_view.modeChanged.connect(lambda mode: self.lines_action.setChecked(mode == "Lines"))
         self.decoder_steps.forceRequested.connect(self.force_token)
         self.decoder_steps.resetRequested.connect(state.clear_forcing)
@@ -217,17 +218,14 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"Attention Studio — {summary.name}")
         self.model_label.setText(f"model: {summary.name}")
         self.device_label.setText(f"device: {summary.device}")
-        self._language = LANGUAGES.get(summary.source_language, summary.source_language)
-        self.source.setPlaceholderText(f"Type a {self._language} sentence to translate…")
-        if self.trace is None:  # a trace on screen keeps its own shape until the new model's replaces it
-            self.view_state.set_model_shape(summary.n_layers, summary.n_heads)
-        self.positional_view.set_model(summary.d_model, summary.pe_base)
+        self._language = language_name(summary.source_language)
+        self.show_empty()  # the previous model's maps never stay on screen beside the new model's name
+        adapt_window(self, summary)
         self._check_model_action(summary.directory)
         self._set_device_choice(summary.device_choice)
+        self.show_empty()  # with the hint of this model's shape
         if self.source.text().strip():
             self.request_translation()  # the sentence on screen, now through the new model
-        else:
-            self.show_empty()
 
     def _on_model_failed(self, directory: str, message: str) -> None:
         self.statusBar().showMessage(f"Could not load model {Path(directory).name}: {message}")
@@ -252,7 +250,8 @@ class MainWindow(QMainWindow):
     def _wanted_translation(self) -> tuple[str, DecodeRequest]:
         """The text and decoding to ask for now: the box, the beam size, the ViewState's forced prefix."""
         with_qkv = self.tabs.currentWidget() is self.walkthrough_view
-        request = DecodeRequest(self.selection_bar.beam_size.value(), self.view_state.forced_prefix, with_qkv)
+        bar = self.selection_bar
+        request = DecodeRequest(bar.beam_size.value(), self.view_state.forced_prefix, with_qkv, bar.new_tokens.value())
         return self.source.text(), request
 
     def _on_text_changed(self, _text: str) -> None:
@@ -318,16 +317,8 @@ class MainWindow(QMainWindow):
         self.latency_label.clear()
 
     def _hint_text(self) -> str:
-        if self.client.model is None and not self.client.loading:
-            return (
-                "No model is loaded: choose one in the Model menu, open one with File → Open model…, "
-                "or drop a model folder on this window."
-            )
-        language = f"{self._language} " if self._language else ""
-        return (
-            f"Type a {language}sentence above: the translation and every layer's and head's attention "
-            "follow as you type."
-        )
+        has_model = self.client.model is not None or self.client.loading
+        return hint_text(self.view_state.model_shape, self._language, has_model)
 
     # --- walkthrough ---
 
@@ -356,6 +347,7 @@ class MainWindow(QMainWindow):
         for what, action in self.export_actions.items():
             action.setEnabled(self.walkthrough is not None if what == "walkthrough" else has_trace)
         self.export_actions["positional"].setEnabled(has_trace or self.positional_view.has_table())
+        self.export_actions["step"].setEnabled(has_trace and bool(self.trace.out_pieces))  # BERT: a [MASK]
 
     def ask_export_dpi(self) -> None:
         dpi, ok = QInputDialog.getInt(

@@ -59,6 +59,12 @@ def focus_text(trace: Trace, kind: str, weights: np.ndarray, focus: TokenFocus |
 
 
 def token_summary(trace: Trace) -> str:
+    """The status bar's count of pieces, in the words of the model's shape."""
+    G = len(trace.out_pieces)
+    if trace.shape == "encoder-only":
+        return f"{len(trace.src_pieces)} input pieces · {G} mask{'s' if G != 1 else ''}"
+    if trace.shape == "decoder-only":
+        return f"{len(trace.tgt_pieces) - G + 1} prompt pieces · {G} new token{'s' if G != 1 else ''}"
     return f"{len(trace.src_pieces)} source · {len(trace.tgt_pieces)} target tokens"
 
 

@@ -92,8 +92,11 @@ def _add_model_action(window: MainWindow, directory: Path, text: str, current: s
 def _view_menu(window: MainWindow) -> None:
     state = window.view_state
     menu = window.menuBar().addMenu("&View")
+    window.kind_actions = {}  # hidden for the kinds a model lacks (gui/model_shape.py)
     for index, kind in enumerate(ATTENTION_KINDS):
-        menu.addAction(KIND_LABELS[kind].button, QKeySequence(f"Ctrl+{index + 1}"), lambda k=kind: state.set_kind(k))
+        window.kind_actions[kind] = menu.addAction(
+            KIND_LABELS[kind].button, QKeySequence(f"Ctrl+{index + 1}"), lambda k=kind: state.set_kind(k)
+        )
     menu.addSeparator()
     _add_shortcut(menu, "Next layer", ["Ctrl+Down", "PgDown"], lambda: state.step_layer(1))
     _add_shortcut(menu, "Previous layer", ["Ctrl+Up", "PgUp"], lambda: state.step_layer(-1))

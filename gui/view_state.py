@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.architecture import ATTENTION_KINDS
 from engine.render.labels import AVERAGE, Head
+from engine.render.shapes import step_row
 from engine.trace import Trace
 from gui.maps import TokenFocus
 
@@ -62,7 +63,9 @@ class ViewState(QObject):
     # --- sizes ---
 
     def set_model_shape(self, n_layers: dict[str, int], n_heads: int) -> None:
-        """Clamp the selection to a (new) model's layer and head counts (announced even if it stays)."""
+        """Clamp the selection to a (new) model's layer and head counts (announced even if it stays).
+        A kind the model lacks (0 layers: BERT's decoder, GPT-2's encoder) is no longer offered; the
+        selection moves to one it has."""
         if self.shape_known and (dict(n_layers), n_heads) == (self._n_layers, self._n_heads):
             return
         self.shape_known = True
@@ -72,6 +75,17 @@ class ViewState(QObject):
         self.select(self.kind, self.layer, self.head)
         if (self.kind, self.layer, self.head) == before:  # select() stayed silent; the counts changed
             self.selectionChanged.emit()
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The attention kinds the model on screen has (every kind before a model is known)."""
+        present = tuple(kind for kind in ATTENTION_KINDS if self._n_layers[kind] > 0)
+        return present or ATTENTION_KINDS
+
+    @property
+    def model_shape(self) -> str:
+        """'encoder-decoder', 'encoder-only' (BERT) or 'decoder-only' (GPT-2), from the kinds offered."""
+        return {("enc_self",): "encoder-only", ("dec_self",): "decoder-only"}.get(self.kinds, "encoder-decoder")
 
     def n_layers(self, kind: str | None = None) -> int:
         return self._n_layers[kind or self.kind]
@@ -83,11 +97,14 @@ class ViewState(QObject):
     # --- selection ---
 
     def select(self, kind: str | None = None, layer: int | None = None, head: Head | None = None) -> None:
-        """Change any of kind, layer, head; out-of-range values are clamped; one signal at most."""
+        """Change any of kind, layer, head; out-of-range values are clamped, a kind the model lacks is
+        ignored (the selection stays on, or moves to, one it has); one signal at most."""
         kind = self.kind if kind is None else kind
         if kind not in ATTENTION_KINDS:
             raise ValueError(f"unknown attention kind {kind!r}")
-        layer = min(max(self.layer if layer is None else layer, 0), self._n_layers[kind] - 1)
+        if kind not in self.kinds:
+            kind = self.kind if self.kind in self.kinds else self.kinds[0]
+        layer = min(max(self.layer if layer is None else layer, 0), max(self._n_layers[kind] - 1, 0))
         head = self.head if head is None else head
         if head != AVERAGE:
             head = min(max(int(head), 0), self._n_heads - 1)
@@ -156,14 +173,14 @@ class ViewState(QObject):
         """The head and query the walkthrough shows for `trace`: the selected kind, layer and head (head 1
         for the average); the query is the focused query token, else the decoder step, else the first
         piece. None when the trace carries no q/k/v."""
-        if trace is None or trace.qkv is None:
+        if trace is None or trace.qkv is None or self.kind not in trace.kinds:
             return None
         queries, _ = trace.axis_pieces(self.kind)
         token = self.token
         if token is not None and token.side == "query":
             query = token.index
-        elif self.kind != "enc_self" and self.step is not None:
-            query = self.step
+        elif self.step is not None and (self.kind != "enc_self" or trace.shape == "encoder-only"):
+            query = step_row(trace, self.step) if self.step < len(trace.out_pieces) else 0  # a decoder step, a [MASK]
         else:
             query = 0
         head = 0 if self.head == AVERAGE else int(self.head)

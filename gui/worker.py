@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from engine.architecture import SHAPE_KINDS
 from engine.beam_tree import BeamTree
 from engine.trace import Trace
 
 log = logging.getLogger(__name__)
+DEFAULT_NEW_TOKENS = 20  # the "new tokens" box's default, engine.one_stack's too
 THREADS_VARIABLE = "ATTENTION_STUDIO_THREADS"  # torch threads for the worker, to override the default
 
 
@@ -67,6 +69,13 @@ class ModelSummary:
     max_positions: int
     d_model: int = 0
     pe_base: float = 10000.0
+    shape: str = "encoder-decoder"  # or "encoder-only" (BERT) or "decoder-only" (GPT-2)
+    positions: str = "sinusoidal"  # or "learned" (BERT, GPT-2)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The attention kinds the model has, in the usual order."""
+        return SHAPE_KINDS[self.shape]
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ class DecodeRequest:
     beam_size: int = 1
     forced_prefix: tuple[int, ...] = ()
     with_qkv: bool = False  # record q/k/v for the walkthrough (it costs a forced pass per keystroke)
+    max_new_tokens: int = DEFAULT_NEW_TOKENS  # how far a decoder-only model (GPT-2) continues a prompt
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,8 @@ class TraceResult:
     trace: Trace
     request: DecodeRequest
     beam: BeamTree | None  # the search tree when beam_size > 1
-    embedding_norms: np.ndarray  # (S,) ‖embedding × √d_model‖ of each source piece
-    positional_norms: np.ndarray  # (S,) ‖positional row‖
+    embedding_norms: np.ndarray  # (P,) ‖embedding × √d_model‖ of each input piece (the source; GPT-2's input)
+    positional_norms: np.ndarray  # (P,) ‖positional row‖
 
 
 class TranslationWorker(QObject):
@@ -142,12 +152,14 @@ class TranslationWorker(QObject):
                 n_layers={
                     "enc_self": cfg.n_encoder_layers,
                     "dec_self": cfg.n_decoder_layers,
-                    "cross": cfg.n_decoder_layers,
+                    "cross": cfg.n_decoder_layers if cfg.shape == "encoder-decoder" else 0,
                 },
                 n_heads=cfg.n_heads,
                 max_positions=cfg.max_positions,
                 d_model=cfg.d_model,
                 pe_base=float(getattr(cfg, "pe_base", 10000.0)),
+                shape=cfg.shape,
+                positions=cfg.positions,
             )
         )
 
@@ -178,7 +190,10 @@ class TranslationWorker(QObject):
         from engine.decoding import DecodingOptions
         from engine.translator import TraceOptions
 
-        decoding = DecodingOptions(beam_size=request.beam_size)
+        continues = self._translator.cfg.shape == "decoder-only"
+        decoding = DecodingOptions(
+            beam_size=request.beam_size, max_new_tokens=request.max_new_tokens if continues else None
+        )
         options = TraceOptions(decoding=decoding, forced_prefix=request.forced_prefix, with_qkv=request.with_qkv)
         translation = self._translator.run(text, options, draft=self._draft)
         trace = translation.trace
@@ -186,9 +201,22 @@ class TranslationWorker(QObject):
             trace=trace,
             request=request,
             beam=translation.beam,
-            embedding_norms=self._translator.embedding_norms(trace.src_ids),
+            embedding_norms=self._embedding_norms(trace),
             positional_norms=np.linalg.norm(trace.positional.astype(np.float64), axis=1),
         )
+
+    def _embedding_norms(self, trace: Trace) -> np.ndarray:
+        """‖embedding × scale‖ of each input piece. GPT-2 reads its input through the decoder's
+        embedding, which `Translator.embedding_norms` (the source's) does not look up."""
+        if trace.shape != "decoder-only":
+            return self._translator.embedding_norms(trace.input_ids)
+        import torch
+
+        model = self._translator.model
+        ids = torch.tensor(trace.input_ids.tolist(), dtype=torch.long, device=self._translator.device)  # (T,)
+        with torch.inference_mode():
+            rows = model.tgt_embed(ids) * model.embed_scale  # (T, d_model)
+        return rows.norm(dim=1).cpu().numpy().astype(np.float64)
 
     @Slot(int, object, str, int, int, int)
     def walkthrough(self, request_id: int, trace: Trace, kind: str, layer: int, head: int, query: int) -> None:

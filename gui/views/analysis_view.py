@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from engine.analysis import Analysis, HeadRow
 from engine.architecture import ATTENTION_KINDS
 from engine.render.labels import KIND_LABELS
+from engine.render.shapes import missing_kind
 from engine.trace import Trace
 from gui.analysis_maps import flagged_pieces, top_heads_text
 from gui.theme import plot_colors
@@ -134,7 +135,8 @@ class AnalysisView(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addLayout(maps, 3)
-        right_layout.addWidget(QLabel("<b>Coverage</b>: cross-attention each source piece received over the output"))
+        self.coverage_title = QLabel("<b>Coverage</b>: cross-attention each source piece received over the output")
+        right_layout.addWidget(self.coverage_title)
         right_layout.addWidget(self.coverage_plot, 2)
         right_layout.addWidget(self.coverage_line)
         self.coverage_plot.setMinimumHeight(90)
@@ -178,8 +180,15 @@ class AnalysisView(QWidget):
     def _show_importance(self, analysis: Analysis | None) -> None:
         for kind in ATTENTION_KINDS:
             heatmap, title = self.importance_maps[kind], self.importance_titles[kind]
+            present = self.trace is None or kind in self.trace.kinds  # BERT and GPT-2 have one kind each
+            heatmap.setVisible(present)
+            title.setVisible(present)
             importance = analysis.importance.get(kind) if analysis is not None else None
             name = KIND_LABELS[kind].title
+            if importance is None and analysis is not None and analysis.importance_note:
+                heatmap.clear_matrix()
+                title.setText(f"<b>{name}</b><br><small>{analysis.importance_note}</small>")
+                continue
             if importance is None:
                 heatmap.clear_matrix()
                 title.setText(
@@ -198,6 +207,11 @@ class AnalysisView(QWidget):
         plot.clear()
         background, foreground = plot_colors(self)
         plot.setBackground(background)
+        missing = missing_kind(trace.shape, "cross") if trace is not None else ""
+        plot.setVisible(not missing)
+        if missing:  # coverage counts cross-attention, which BERT and GPT-2 do not have
+            self.coverage_line.setText(f"Coverage measures cross-attention: {missing}")
+            return
         if trace is None or analysis is None:
             plot.getAxis("bottom").setTicks([[], []])
             self.coverage_line.setText(" ")

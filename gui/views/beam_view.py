@@ -12,6 +12,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from engine.beam_tree import BeamTree
+from engine.render.shapes import NO_BEAM
 from gui.theme import plot_colors
 
 BEST = "#d62728"
@@ -38,6 +39,7 @@ class BeamView(QWidget):
         super().__init__(parent)
         self.tree: BeamTree | None = None
         self.selected: int | None = None
+        self.shape = "encoder-decoder"  # the model's: BERT has no search, GPT-2's tree starts at its prompt
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.plot = pg.PlotWidget()
@@ -63,6 +65,11 @@ class BeamView(QWidget):
             self.selected = next((i for i, n in enumerate(tree.nodes) if n.tokens == tuple(selected)), None)
         self._render()
 
+    def set_shape(self, shape: str) -> None:
+        """The loaded model's shape (the tree of the trace on screen, if any, is dropped)."""
+        self.shape = shape
+        self.set_tree(None)
+
     def best_path_tokens(self) -> tuple[int, ...]:
         """The tokens along the highlighted path (the best hypothesis)."""
         if self.tree is None:
@@ -83,6 +90,9 @@ class BeamView(QWidget):
     def _render(self) -> None:
         self.plot.clear()
         tree = self.tree
+        if tree is None and self.shape == "encoder-only":
+            self.caption.setText(f"<i>{NO_BEAM}</i>")
+            return
         if tree is None:
             self.caption.setText(
                 "<i>Set a beam size above 1 to see the search tree: every hypothesis kept at each step, "
@@ -120,7 +130,8 @@ class BeamView(QWidget):
             self.plot.addItem(ring)
         label = self.plot.getAxis("bottom")
         depth = max(n.depth for n in tree.nodes) if tree.nodes else 0
-        label.setTicks([[(0, "<s>"), *((d, str(d)) for d in range(1, depth + 1))]])
+        root = "prompt" if self.shape == "decoder-only" else "<s>"
+        label.setTicks([[(0, root), *((d, str(d)) for d in range(1, depth + 1))]])
         self.plot.setXRange(-0.5, depth + 0.7)
         self.plot.setYRange(-0.8, max(n.rank for n in tree.nodes) + 0.6 if tree.nodes else 1)
         scores = ", ".join(f"{s:.3f}" for _, s in tree.hypotheses)

@@ -2,7 +2,13 @@
 output so far, the top-k candidates (click one to force it), the cross-attention row over the source
 and the masked self-attention row with the future positions shown as masked.
 
-The step lives in ViewState.step (0-based row of the trace); the layer and head are the ViewState's.
+The same timeline serves the other two shapes: GPT-2's continuation, one step per new token (the
+prompt is context; the row is the position that chose the token, over the prompt and the tokens so
+far), and BERT's [MASK]s, one step per mask with its fillers and the mask's row of encoder
+self-attention over the whole text. Neither has cross-attention, and their candidates are not forced.
+
+The step lives in ViewState.step (0-based output index; its query row is `step_row`); the layer and
+head are the ViewState's.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.render.labels import head_label, select_map
+from engine.render.shapes import NO_MASK, STEP_NAMES, step_row
 from engine.trace import Trace
 from gui.theme import plot_colors, style_plot
 from gui.view_state import ViewState
@@ -33,13 +40,66 @@ from gui.views.heatmap import visible_labels
 
 PLAY_MS = 700
 MASKED_TEXT = "−∞ → 0"
+FORCE_TITLE = "<b>candidates</b> (click to force)"
+SHOW_TITLE = "<b>candidates</b>"
+
+
+def idle_text(trace: Trace | None) -> str:
+    """What the tab says when there is no step to show: nothing translated yet, or BERT without [MASK]."""
+    if trace is not None and trace.shape == "encoder-only":
+        return NO_MASK
+    if trace is not None:
+        return "No new token: ask for at least one."
+    return "The decoder's steps appear here once a sentence is translated."
+
+
+def step_word(trace: Trace) -> str:
+    """'step' on a translator's timeline; 'mask' (BERT) or 'new token' (GPT-2) on the others."""
+    return "step" if trace.shape == "encoder-decoder" else STEP_NAMES[trace.shape]
+
+
+def self_row_title(trace: Trace, step: int) -> str:
+    row = step_row(trace, step) + 1  # titles stay short: a long one widens the plot past the window
+    if trace.shape == "encoder-only":
+        return f"mask {step + 1}: position {row} over the whole text"
+    if trace.shape == "decoder-only":
+        return f"new token {step + 1}: position {row} over the text so far"
+    return f"step {step + 1}: masked self-attention over the decoder input"
+
+
+def one_stack_output(trace: Trace, step: int) -> str:
+    """GPT-2: the prompt, then the continuation so far with this step's token in brackets. BERT: the
+    text with each [MASK] shown as its filler, this mask's in brackets."""
+    chosen = f"<b style='color:#d62728'>[{html.escape(trace.out_pieces[step])}]</b>"
+    if trace.shape == "decoder-only":
+        prompt = trace.tgt_pieces[: len(trace.tgt_pieces) - len(trace.out_pieces) + 1]
+        done = " ".join(html.escape(p) for p in trace.out_pieces[:step])
+        return (
+            f"prompt: <i>{html.escape(' '.join(prompt))}</i> &nbsp; continuation: {done} {chosen}"
+            f" &nbsp; <small>(new token {step + 1} of {len(trace.out_pieces)})</small>"
+        )
+    fillers = {int(row): j for j, row in enumerate(trace.out_positions)}
+    parts = []
+    for i, piece in enumerate(trace.src_pieces):
+        j = fillers.get(i)
+        text = html.escape(piece) if j is None else f"[MASK→{html.escape(trace.out_pieces[j])}]"
+        parts.append(chosen.replace("[", "[MASK→", 1) if j == step else text)
+    return f"filled: {' '.join(parts)} &nbsp; <small>(mask {step + 1} of {len(trace.out_pieces)})</small>"
+
+
+def self_kind(trace: Trace) -> str:
+    """The self-attention a step's row is drawn from: the decoder's, or BERT's encoder."""
+    return "enc_self" if trace.shape == "encoder-only" else "dec_self"
 
 
 def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cross row over the source, self row over the decoder input, visible mask) of step `step`."""
-    cross = select_map(trace, "cross", layer, head)[step]
-    self_row = select_map(trace, "dec_self", layer, head)[step]
-    visible = np.arange(len(self_row)) <= step
+    """(cross row over the source, self row over the input, visible mask) of output `step`; the cross
+    row is empty without cross-attention (BERT, GPT-2), and BERT's encoder row sees every position."""
+    row = step_row(trace, step)
+    cross = select_map(trace, "cross", layer, head)[row] if "cross" in trace.kinds else np.zeros(0)
+    kind = self_kind(trace)
+    self_row = select_map(trace, kind, layer, head)[row]
+    visible = np.arange(len(self_row)) <= row if kind == "dec_self" else np.ones(len(self_row), dtype=bool)
     return cross, self_row, visible
 
 
@@ -114,7 +174,8 @@ class DecoderStepsView(QWidget):
         self._build_plot_items()
         grid = QGridLayout()
         left = QVBoxLayout()
-        left.addWidget(QLabel("<b>candidates</b> (click to force)"))
+        self.candidates_title = QLabel(FORCE_TITLE)
+        left.addWidget(self.candidates_title)
         left.addWidget(self.candidates, 1)
         grid.addLayout(left, 0, 0, 2, 1)
         grid.addWidget(self.topk_plot, 0, 1, 2, 1)
@@ -180,12 +241,14 @@ class DecoderStepsView(QWidget):
             self.play.setChecked(False)
             self._render()
             return
-        n = len(trace.tgt_pieces)
+        n = len(trace.out_pieces)
         step = self.view_state.step
         self.slider.blockSignals(True)
-        self.slider.setMaximum(n)
+        self.slider.setMaximum(max(n, 1))
         self.slider.blockSignals(False)
-        if step is None or step >= n:
+        if n == 0:
+            step = None  # BERT without a [MASK]: nothing to step through
+        elif step is None or step >= n:
             step = min(max(forced_length - 1, 0), n - 1) if forced_length else min(n - 1, n // 2)
         self.view_state.set_step(step)
         self._render()
@@ -194,10 +257,11 @@ class DecoderStepsView(QWidget):
         if self.trace is None:
             return
         step = self.view_state.step or 0
-        self.view_state.set_step(min(max(step + delta, 0), len(self.trace.tgt_pieces) - 1))
+        if self.trace.out_pieces:
+            self.view_state.set_step(min(max(step + delta, 0), len(self.trace.out_pieces) - 1))
 
     def _advance(self) -> None:
-        if self.trace is None or (self.view_state.step or 0) >= len(self.trace.tgt_pieces) - 1:
+        if self.trace is None or (self.view_state.step or 0) >= len(self.trace.out_pieces) - 1:
             self.play.setChecked(False)
             return
         self.move(1)
@@ -205,18 +269,23 @@ class DecoderStepsView(QWidget):
     def _on_play(self, on: bool) -> None:
         self.play.setText("❚❚ pause" if on else "▶ play")
         if on:
-            if self.trace is not None and (self.view_state.step or 0) >= len(self.trace.tgt_pieces) - 1:
+            if self.trace is not None and (self.view_state.step or 0) >= len(self.trace.out_pieces) - 1:
                 self.view_state.set_step(0)  # play from the start once the end is reached
             self.timer.start()
         else:
             self.timer.stop()
 
     def _on_candidate_clicked(self, item: QListWidgetItem) -> None:
-        if self.trace is not None and self.view_state.step is not None:
+        if self.forcing_allowed and self.view_state.step is not None:
             self.forceRequested.emit(self.view_state.step, int(item.data(Qt.ItemDataRole.UserRole)))
 
+    @property
+    def forcing_allowed(self) -> bool:
+        """A translator's candidates can be forced; BERT's fillers and GPT-2's tokens only shown."""
+        return self.trace is not None and self.trace.shape == "encoder-decoder"
+
     def _on_topk_clicked(self, event) -> None:
-        if self.trace is None or not self.topk_probs.size:
+        if not self.forcing_allowed or not self.topk_probs.size:
             return
         point = self.topk_plot.plotItem.vb.mapSceneToView(event.scenePos())
         index = round(point.y())
@@ -231,8 +300,8 @@ class DecoderStepsView(QWidget):
 
     def _render(self) -> None:
         trace, state = self.trace, self.view_state
-        if trace is None or state.step is None:
-            self.output.setText("<i>The decoder's steps appear here once a sentence is translated.</i>")
+        if trace is None or state.step is None or not trace.out_pieces:
+            self.output.setText(f"<i>{html.escape(idle_text(trace))}</i>")
             self.candidates.clear()
             self.step_label.clear()
             self.cross_row = self.self_row = np.zeros(0)
@@ -242,13 +311,15 @@ class DecoderStepsView(QWidget):
                 plot.setVisible(False)
             return
         for plot in (self.topk_plot, self.cross_plot, self.self_plot):
-            plot.setVisible(True)
-        step = min(state.step, len(trace.tgt_pieces) - 1)
+            plot.setVisible(plot is not self.cross_plot or "cross" in trace.kinds)
+        self.candidates_title.setText(FORCE_TITLE if self.forcing_allowed else SHOW_TITLE)
+        n_steps = len(trace.out_pieces)
+        step = min(state.step, n_steps - 1)
         self.slider.blockSignals(True)
         self.slider.setValue(step + 1)
         self.slider.blockSignals(False)
-        self.step_label.setText(f"step {step + 1}/{len(trace.tgt_pieces)}")
-        layer = min(state.layer, trace.n_layers["cross"] - 1)
+        self.step_label.setText(f"{step_word(trace)} {step + 1}/{n_steps}")
+        layer = min(state.layer, trace.n_layers[self_kind(trace)] - 1)
         self.cross_row, self.self_row, self.visible = step_rows(trace, layer, state.head, step)
         self.topk_ids = trace.topk_ids[step]
         self.topk_probs = trace.topk_probs[step]
@@ -256,13 +327,18 @@ class DecoderStepsView(QWidget):
         self._show_candidates(trace, step)
         self._draw_topk(trace, step)
         where = f"layer {layer + 1}, {head_label(state.head)}"
-        self._draw_row(self.cross_plot, self.cross_bars, self.cross_row, trace.src_pieces)
+        sources = trace.src_pieces if "cross" in trace.kinds else []  # BERT has a source but no cross row
+        self._draw_row(self.cross_plot, self.cross_bars, self.cross_row, sources)
         self.cross_plot.setTitle(f"step {step + 1}: cross-attention over the source ({where})")
-        self._draw_row(self.self_plot, self.self_bars, np.where(self.visible, self.self_row, 0.0), trace.tgt_pieces)
+        pieces = trace.input_pieces if trace.shape != "encoder-decoder" else trace.tgt_pieces
+        self._draw_row(self.self_plot, self.self_bars, np.where(self.visible, self.self_row, 0.0), pieces)
         self._draw_masked(self.visible)
-        self.self_plot.setTitle(f"step {step + 1}: masked self-attention over the decoder input ({where})")
+        self.self_plot.setTitle(f"{self_row_title(trace, step)} ({where})")
 
     def _show_output(self, trace: Trace, step: int) -> None:
+        if trace.shape != "encoder-decoder":
+            self.output.setText(one_stack_output(trace, step))
+            return
         done = [html.escape(p) for p in trace.out_pieces[:step]]
         forced = [i < self.forced_length for i in range(step + 1)]
         parts = [f"<u>{p}</u>" if forced[i] else p for i, p in enumerate(done)]
@@ -299,7 +375,8 @@ class DecoderStepsView(QWidget):
             if i < k:
                 label.setText(f"{self.topk_probs[i]:.3f}")
                 label.setPos(float(self.topk_probs[i]) + 0.01, i)
-        self.topk_plot.setTitle(f"step {step + 1}: top-{k} next pieces (red: chosen)")
+        what = "fillers of this mask" if trace.shape == "encoder-only" else "next pieces"
+        self.topk_plot.setTitle(f"{step_word(trace)} {step + 1}: top-{k} {what} (red: chosen)")
 
     def _draw_row(self, plot: pg.PlotWidget, bars: pg.BarGraphItem, row: np.ndarray, pieces: list[str]) -> None:
         bars.setOpts(x=np.arange(len(row)), height=row)
@@ -324,4 +401,6 @@ class DecoderStepsView(QWidget):
         self.masked_bars.setOpts(x=hidden, height=np.ones(len(hidden)))
         self.masked_label.setVisible(len(hidden) > 0)
         if len(hidden):
-            self.masked_label.setPos(float(hidden.mean()), 0.5)
+            few = len(hidden) < 4  # a few hatched bars at the right edge: the label ends there, not past it
+            self.masked_label.setAnchor((1.0, 0.5) if few else (0.5, 0.5))
+            self.masked_label.setPos(float(hidden.max()) + 0.4 if few else float(hidden.mean()), 0.5)

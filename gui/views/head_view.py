@@ -15,13 +15,14 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from engine.render.labels import KIND_LABELS, head_label, select_map
+from engine.render.shapes import missing_kind
 from engine.trace import Trace
 from gui.analysis_maps import MODE_TITLES, analysis_map
 from gui.maps import TokenFocus, focus_text, hover_text, link_opacities
 from gui.theme import is_dark
 from gui.view_state import MAP_MODES, ViewState
 from gui.views.heatmap import Heatmap
-from gui.views.model_view import placeholder_label
+from gui.views.model_view import focused_row, placeholder_label
 
 MODES = ("Heatmap", "Lines")
 MAP_MODE_LABELS = {"weights": "Weights", "rollout": "Rollout", "value-norms": "Value norms"}
@@ -227,6 +228,11 @@ class HeadView(QWidget):
             self._show_page()
             return
         self._show_page()
+        missing = missing_kind(self.trace.shape, state.kind)
+        if missing:  # a kind this model lacks: say why instead of an empty axis
+            self.unavailable.setText(missing)
+            self.stack.setCurrentWidget(self.unavailable)
+            return
         queries, keys = self.trace.axis_pieces(state.kind)
         levels = (0.0, 1.0)
         if state.map_mode == "weights":
@@ -244,11 +250,7 @@ class HeadView(QWidget):
 
     def _update_step(self) -> None:
         """Outline the decoder step's row when the rows are decoder steps."""
-        step = self.view_state.step
-        if self.trace is None or self.view_state.kind == "enc_self" or step is None:
-            self.heatmap.set_highlight_row(None)
-        else:
-            self.heatmap.set_highlight_row(step)
+        self.heatmap.set_highlight_row(focused_row(self.trace, self.view_state.kind, self.view_state.step))
 
     def _on_heatmap_hovered(self, row: int, column: int) -> None:
         text = hover_text(self.trace, self.view_state.kind, self.weights, row, column) if self.trace else ""

@@ -15,9 +15,12 @@ from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
 
 from engine.render.labels import AVERAGE, KIND_LABELS, Head
+from engine.render.shapes import missing_kind, step_row
 from engine.trace import Trace
 from gui.theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
 from gui.view_state import ViewState
+
+WAITING = "Every layer's and head's attention appears here as you type."
 
 
 class _CellBox(pg.ViewBox):
@@ -56,7 +59,7 @@ class ModelView(QWidget):
         self.title.setObjectName("modelViewTitle")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setSpacing(3)
-        self.placeholder = placeholder_label("Every layer's and head's attention appears here as you type.")
+        self.placeholder = placeholder_label(WAITING)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.graphics)
         self.stack.addWidget(self.placeholder)
@@ -95,10 +98,12 @@ class ModelView(QWidget):
         kind = self.view_state.kind
         self._shown_kind = kind
         self._update_title()
-        if self.trace is None:
+        missing = missing_kind(self.trace.shape, kind) if self.trace is not None else ""
+        if self.trace is None or missing:  # nothing yet, or a kind this model lacks: one sentence why
             for row in self.cells:
                 for cell in row:
                     cell.image.clear()
+            self.placeholder.setText(missing or WAITING)
             self.stack.setCurrentWidget(self.placeholder)
             return
         self.stack.setCurrentWidget(self.graphics)
@@ -115,11 +120,8 @@ class ModelView(QWidget):
         self._update_step()
 
     def highlighted_step(self) -> int | None:
-        """The row outlined in every cell: the decoder step, for the kinds whose rows are steps."""
-        step = self.view_state.step
-        if self.trace is None or step is None or self._shown_kind == "enc_self":
-            return None
-        return step if step < len(self.trace.tgt_pieces) else None
+        """The row outlined in every cell: the step's query row, for the kinds whose rows choose outputs."""
+        return focused_row(self.trace, self._shown_kind, self.view_state.step)
 
     def _update_step(self) -> None:
         step = self.highlighted_step()
@@ -186,6 +188,19 @@ class ModelView(QWidget):
         for label in self._labels:
             label.setAttr("color", foreground)
             label.setText(label.text)
+
+
+def outlines_step(trace: Trace, kind: str | None) -> bool:
+    """The rows of `kind` are where the outputs are chosen (decoder steps, GPT-2's positions, BERT's
+    masks), so the step in focus is outlined; a translator's encoder rows are not."""
+    return kind in trace.kinds and (kind != "enc_self" or trace.shape == "encoder-only")
+
+
+def focused_row(trace: Trace | None, kind: str | None, step: int | None) -> int | None:
+    """The row of `kind` to outline for output `step` (its query row), None when there is none."""
+    if trace is None or step is None or not outlines_step(trace, kind) or not 0 <= step < len(trace.out_pieces):
+        return None
+    return step_row(trace, step)
 
 
 def placeholder_label(text: str) -> QLabel:

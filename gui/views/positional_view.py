@@ -3,6 +3,9 @@ to the sentence's pieces next to their embeddings' norms, and the positions' dot
 
 "Explore" swaps the model's table for the closed form at an editable base and d_model, with a small
 table of values to three decimals that a student can check against a table made by hand.
+
+A BERT or GPT-2 learned its positions: the view says "learned", shows the rows of the learned table
+that the input used, and hides the sinusoid's controls (there is no formula to explore).
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def similarity(table: np.ndarray) -> np.ndarray:
     return table @ table.T
 
 
+def learned_caption(table: np.ndarray) -> str:
+    return (
+        f"<small><b>learned</b> positions: rows 0–{table.shape[0] - 1} of the model's trained position table, "
+        f"one per input piece (d_model {table.shape[1]}).<br>No formula here: BERT and GPT-2 learn these numbers "
+        "in training, so there is no base or d_model to explore.</small>"
+    )
+
+
 class PositionalView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +66,7 @@ class PositionalView(QWidget):
         self.stale = False  # a sentence arrived while hidden: drawn when the tab is shown
         self.d_model = 0  # the loaded model's
         self.model_base = 10000.0
+        self.positions = "sinusoidal"  # or "learned": the model's table is trained, not a formula
         self.embedding_norms = np.zeros(0)
         self.positional_norms = np.zeros(0)
         self.table = np.zeros((0, 0))
@@ -83,7 +95,7 @@ class PositionalView(QWidget):
 
         self.explore.toggled.connect(self._on_explore)
         self.width_box.valueChanged.connect(self.dimensions.clear)  # the default curves of the new width
-        for spin in (self.base, self.width_box, self.positions):
+        for spin in (self.base, self.width_box, self.positions_box):
             spin.valueChanged.connect(self._render)
         self.dimensions.editingFinished.connect(self._render)
         self._on_explore(False)
@@ -100,17 +112,17 @@ class PositionalView(QWidget):
         self.width_box.setRange(2, 2048)
         self.width_box.setValue(16)
         self.width_box.setPrefix("d_model ")
-        self.positions = QSpinBox()
-        self.positions.setRange(4, 1024)
-        self.positions.setValue(EXPLORE_POSITIONS)
-        self.positions.setPrefix("positions ")
+        self.positions_box = QSpinBox()
+        self.positions_box.setRange(4, 1024)
+        self.positions_box.setValue(EXPLORE_POSITIONS)
+        self.positions_box.setPrefix("positions ")
         self.dimensions = QLineEdit()
         self.dimensions.setPlaceholderText("dimensions, e.g. 0, 1, 8")
         self.dimensions.setToolTip("Dimensions to draw as curves across positions (comma separated)")
         self.dimensions.setMaximumWidth(200)
         controls = QHBoxLayout()
         controls.addWidget(self.explore)
-        for widget in (self.base, self.width_box, self.positions):
+        for widget in (self.base, self.width_box, self.positions_box):
             controls.addWidget(widget)
         controls.addSpacing(12)
         controls.addWidget(QLabel("curves of dimensions:"))
@@ -149,16 +161,28 @@ class PositionalView(QWidget):
 
     # --- inputs ---
 
-    def set_model(self, d_model: int, base: float) -> None:
+    def set_model(self, d_model: int, base: float, positions: str = "sinusoidal") -> None:
         self.d_model, self.model_base = d_model, base
+        self._set_positions(positions)
         self.dimensions.clear()  # the default curves of this width
         if not self.explore.isChecked():
             self.width_box.setValue(d_model)
             self.base.setValue(base)
         self._render()
 
+    def _set_positions(self, positions: str) -> None:
+        """Sinusoidal: the explore controls are offered. Learned: they hide (and explore mode ends)."""
+        self.positions = positions
+        learned = positions == "learned"
+        if learned and self.explore.isChecked():
+            self.explore.setChecked(False)
+        for widget in (self.explore, self.base, self.width_box, self.positions_box):
+            widget.setVisible(not learned)
+
     def set_result(self, trace, embedding_norms: np.ndarray | None, positional_norms: np.ndarray | None) -> None:
         self.trace = trace
+        if trace is not None and trace.positions != self.positions:
+            self._set_positions(trace.positions)
         self.embedding_norms = np.zeros(0) if embedding_norms is None else embedding_norms
         self.positional_norms = np.zeros(0) if positional_norms is None else positional_norms
         if trace is not None and not self.d_model:
@@ -177,20 +201,20 @@ class PositionalView(QWidget):
         self.explore.setChecked(on)
 
     def set_parameters(self, base: float, d_model: int, n_positions: int | None = None) -> None:
-        for spin in (self.base, self.width_box, self.positions):
+        for spin in (self.base, self.width_box, self.positions_box):
             spin.blockSignals(True)
         self.base.setValue(base)
         if d_model != self.width_box.value():
             self.dimensions.clear()
         self.width_box.setValue(d_model)
         if n_positions is not None:
-            self.positions.setValue(n_positions)
-        for spin in (self.base, self.width_box, self.positions):
+            self.positions_box.setValue(n_positions)
+        for spin in (self.base, self.width_box, self.positions_box):
             spin.blockSignals(False)
         self._render()
 
     def _on_explore(self, on: bool) -> None:
-        for spin in (self.base, self.width_box, self.positions):
+        for spin in (self.base, self.width_box, self.positions_box):
             spin.setEnabled(on)
         self.dimensions.clear()
         if not on and self.d_model:
@@ -208,8 +232,10 @@ class PositionalView(QWidget):
 
     def closed_form(self) -> PositionalParams | None:
         """The closed form on screen (explore mode, or no sentence yet), None while it shows a sentence's rows."""
+        if self.positions == "learned":
+            return None  # no formula: only the rows a sentence used
         if self.explore.isChecked():
-            return PositionalParams(self.width_box.value(), self.positions.value(), self.base.value())
+            return PositionalParams(self.width_box.value(), self.positions_box.value(), self.base.value())
         if self.trace is None and self.d_model:
             return PositionalParams(self.d_model, EXPLORE_POSITIONS, self.model_base)
         return None
@@ -221,7 +247,7 @@ class PositionalView(QWidget):
             table = sinusoidal_table(closed.n_positions, closed.d_model, closed.base)
             return table, [str(i) for i in range(closed.n_positions)]
         if self.trace is not None:
-            labels = [f"{i} {p}" for i, p in enumerate(self.trace.src_pieces)]
+            labels = [f"{i} {p}" for i, p in enumerate(self.trace.input_pieces)]
             return np.asarray(self.trace.positional, dtype=np.float64), labels
         return np.zeros((0, 0)), []
 
@@ -246,7 +272,8 @@ class PositionalView(QWidget):
             self.norms.clear()
             self.values.clearContents()
             return
-        self.heatmap.set_matrix(table.astype(np.float32), self.row_labels, [str(i) for i in range(d)])
+        bound = (float(np.abs(table).max()) or 1.0) if self.positions == "learned" else 1.0  # sinusoids: ±1
+        self.heatmap.set_matrix(table.astype(np.float32), self.row_labels, [str(i) for i in range(d)], (-bound, bound))
         sim = similarity(table)
         scale = float(np.abs(sim).max()) or 1.0
         self.similarity.colorbar.setLevels(low=-scale, high=scale)
@@ -254,6 +281,9 @@ class PositionalView(QWidget):
         self._draw_curves(table, dims)
         self._draw_norms()
         self._fill_values(table)
+        if self.positions == "learned":
+            self.caption.setText(learned_caption(table))
+            return
         mode = (
             f"closed form, base {self.base.value():g}, d_model {self.width_box.value()}"
             if self.explore.isChecked()
@@ -282,11 +312,15 @@ class PositionalView(QWidget):
                 symbolPen=None,
                 name=f"dim {dim}",
             )
-        self.curves.setYRange(-1.1, 1.1)
+        if self.positions == "learned":
+            self.curves.enableAutoRange(axis="y")  # trained values have no fixed range
+        else:
+            self.curves.setYRange(-1.1, 1.1)
         names = " ".join(
             f"<span style='color:{CURVE_COLOURS[i % len(CURVE_COLOURS)]}'>■ dim {d}</span>" for i, d in enumerate(dims)
         )
-        self.curves.setTitle(f"chosen dimensions across positions: {names}")
+        learned = "learned values of " if self.positions == "learned" else ""
+        self.curves.setTitle(f"{learned}chosen dimensions across positions: {names}")
 
     def _draw_norms(self) -> None:
         self.norms.clear()
@@ -295,11 +329,11 @@ class PositionalView(QWidget):
             self.norms.getAxis("bottom").setTicks(None)
             self.norms.setTitle("norms appear for a translated sentence (not in explore mode)")
             return
-        self.norms.setTitle("‖embedding × √d‖ (blue) and ‖positional row‖ (orange) per source piece")
+        self.norms.setTitle("‖embedding × √d‖ (blue) and ‖positional row‖ (orange) per input piece")
         x = np.arange(n)
         self.norms.addItem(pg.BarGraphItem(x=x - 0.2, height=self.embedding_norms, width=0.38, brush="#1f77b4"))
         self.norms.addItem(pg.BarGraphItem(x=x + 0.2, height=self.positional_norms, width=0.38, brush="#ff7f0e"))
-        self.norms.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(self.trace.src_pieces)]])
+        self.norms.getAxis("bottom").setTicks([[(i, p) for i, p in enumerate(self.trace.input_pieces)]])
 
     def _fill_values(self, table: np.ndarray) -> None:
         rows, cols = min(TABLE_SIZE, table.shape[0]), min(TABLE_SIZE, table.shape[1])

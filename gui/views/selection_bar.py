@@ -1,7 +1,8 @@
-"""The row above the maps: the attention kind buttons, the layer and head on screen, the beam size,
-and the notice of forced tokens with the way back to the model's own choices.
+"""The row above the maps: the attention kind buttons (only the kinds the model has), the layer and
+head on screen, the beam size, GPT-2's number of new tokens, and the notice of forced tokens with the
+way back to the model's own choices.
 
-It reads and writes the ViewState only; the window reads the beam size from it.
+It reads and writes the ViewState only; the window reads the beam size and new tokens from it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QS
 
 from engine.architecture import ATTENTION_KINDS
 from engine.render.labels import KIND_LABELS, head_label
+from engine.render.shapes import NO_BEAM
 from gui.view_state import ViewState
+from gui.worker import DEFAULT_NEW_TOKENS
+
+BEAM_TIP = "1 is greedy decoding; above 1, the Beam search tab shows the search tree"
 
 
 def forced_notice(forced: int, beam_node: bool) -> str:
@@ -39,7 +44,14 @@ class SelectionBar(QWidget):
         self.selection_label = QLabel()
         self.beam_size = QSpinBox()
         self.beam_size.setRange(1, 16)
-        self.beam_size.setToolTip("1 is greedy decoding; above 1, the Beam search tab shows the search tree")
+        self.beam_size.setToolTip(BEAM_TIP)
+        self.beam_label = QLabel("Beam size:")
+        self.new_tokens = QSpinBox()
+        self.new_tokens.setObjectName("newTokens")
+        self.new_tokens.setRange(1, 200)
+        self.new_tokens.setValue(DEFAULT_NEW_TOKENS)
+        self.new_tokens.setToolTip("How many tokens GPT-2 adds to the prompt (greedy, or by beam search)")
+        self.new_tokens_label = QLabel("New tokens:")
         self.forced_label = QLabel()
         self.forced_label.setObjectName("forcedNotice")
         self.forced_label.setStyleSheet("QLabel { background: #ffd9a8; color: #222; padding: 2px 6px; }")
@@ -51,7 +63,9 @@ class SelectionBar(QWidget):
         row.addSpacing(16)
         row.addWidget(self.selection_label)
         row.addSpacing(16)
-        for widget in (QLabel("Beam size:"), self.beam_size, self.forced_label, self.unforce_button):
+        for widget in (self.beam_label, self.beam_size, self.new_tokens_label, self.new_tokens):
+            row.addWidget(widget)
+        for widget in (self.forced_label, self.unforce_button):
             row.addWidget(widget)
         row.addStretch(1)
         row.addWidget(keys)
@@ -69,6 +83,13 @@ class SelectionBar(QWidget):
     def _on_selection_changed(self) -> None:
         state = self.view_state
         self.kind_buttons.button(ATTENTION_KINDS.index(state.kind)).setChecked(True)
+        for index, kind in enumerate(ATTENTION_KINDS):  # only the kinds the model has are offered
+            self.kind_buttons.button(index).setVisible(kind in state.kinds)
+        shape = state.model_shape
+        for widget in (self.new_tokens_label, self.new_tokens):
+            widget.setVisible(shape == "decoder-only")
+        self.beam_size.setEnabled(shape != "encoder-only")
+        self.beam_size.setToolTip(NO_BEAM if shape == "encoder-only" else BEAM_TIP)
         if not state.shape_known:
             self.selection_label.clear()  # no model yet: the layer and head counts are unknown
             return

@@ -45,7 +45,8 @@ class SentenceView(QWidget):
             layout.addWidget(widget)
 
     def show_trace(self, trace: Trace) -> None:
-        self.translation.setText(trace.translation)
+        # GPT-2's answer is the continuation of the text in the box; BERT's the text with its masks filled
+        self.translation.setText(f"…{trace.translation}" if trace.shape == "decoder-only" else trace.translation)
         self.translation.show()
         self.hint.hide()
         self.truncated_notice.setVisible(trace.truncated)

@@ -133,8 +133,9 @@ def test_switching_model_while_translating_ends_on_the_new_model(
 def test_stepping_layers_between_a_model_switch_and_its_first_trace(
     make_window, qtbot, qtlog, slow_worker, wider_model_dir
 ):
-    """After the new model loads, the old trace stays on screen until the new one arrives; the view
-    state already has the new model's layer count (4 encoder layers against the trace's 2)."""
+    """Once the new model loads, the old model's trace leaves the screen (no view shows it beside the
+    new model's name) and the view state has the new model's layer count (4 encoder layers against
+    the old trace's 2); stepping through them before the new trace arrives is safe."""
     window = make_window()
     show(qtbot, window, "je suis étudiant")
     window.view_state.set_kind("enc_self")
@@ -142,11 +143,12 @@ def test_stepping_layers_between_a_model_switch_and_its_first_trace(
     window.client.modelLoaded.connect(loaded.append)
     window.load_model(wider_model_dir)
     qtbot.waitUntil(lambda: bool(loaded), timeout=TIMEOUT_MS)
-    assert window.trace.model_name != "tiny-wide"  # the new trace is still being computed (slowly)
+    assert window.trace is None  # the new trace is still being computed (slowly); the old one is gone
+    assert window.model_view.stack.currentWidget() is window.model_view.placeholder
     for _ in range(4):
         window.view_state.step_layer(1)  # up to layer 4 of 4, which the old trace does not have
     window.view_state.step_head(1)
-    qtbot.waitUntil(lambda: window.trace.model_name == "tiny-wide", timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.trace is not None and window.trace.model_name == "tiny-wide", timeout=TIMEOUT_MS)
     assert window.view_state.layer < window.trace.n_layers["enc_self"]
     assert window.close()
     assert qt_warnings(qtlog) == []

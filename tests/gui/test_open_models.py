@@ -1,12 +1,16 @@
-"""Model folders of other families in the app: a Marian folder opens, translates and is remembered."""
+"""Model folders of other families in the app: a Marian folder opens, translates and is remembered; a GPT-2
+folder offers only decoder self-attention and continues a prompt; switching shapes never shows a stale trace."""
 
 from __future__ import annotations
 
 import shutil
 
+from gpt2_fixtures import build_gpt2
 from hf_fixtures import build_marian
 
-from engine.translator import Translator
+from engine.architecture import ATTENTION_KINDS
+from engine.decoding import DecodingOptions
+from engine.translator import TraceOptions, Translator
 from gui.menus import rebuild_model_menu
 from gui.settings import recent_models
 
@@ -48,3 +52,71 @@ def test_recent_models_forget_folders_that_are_gone(make_window, qtbot, tmp_path
     assert recent_models(settings) == [tiny_model_dir.resolve(), copy.resolve()]
     shutil.rmtree(copy)
     assert recent_models(settings) == [tiny_model_dir.resolve()]
+
+
+# --- GPT-2 (decoder-only) and BERT-shaped (encoder-only) folders ---
+
+
+def offered_kinds(window) -> list[str]:
+    """The kinds whose buttons the selection bar shows."""
+    buttons = window.selection_bar.kind_buttons
+    return [kind for index, kind in enumerate(ATTENTION_KINDS) if not buttons.button(index).isHidden()]
+
+
+def test_a_gpt2_folder_offers_its_one_kind_and_continues_the_prompt(make_window, qtbot, tmp_path):
+    gpt2 = build_gpt2(tmp_path / "gpt2-tiny").directory
+    window = make_window()
+    window.selection_bar.new_tokens.setValue(7)
+    window.load_model(gpt2)
+    qtbot.waitUntil(lambda: window.client.model.name == "gpt2-tiny", timeout=TIMEOUT_MS)
+    assert offered_kinds(window) == ["dec_self"] and window.view_state.kind == "dec_self"
+    assert window.selection_bar.new_tokens.isVisible()
+    assert [a.isVisible() for a in window.kind_actions.values()] == [False, True, False]  # the View menu too
+    assert window.tabs.tabText(window.tabs.indexOf(window.decoder_steps)) == "Continuation"
+
+    wait_for_trace(qtbot, window, "The cat")
+    expected = Translator.from_directory(gpt2, "cpu").trace(
+        "The cat", TraceOptions(decoding=DecodingOptions(max_new_tokens=7))
+    )
+    trace = window.trace
+    assert trace.kinds == ("dec_self",) and trace.out_pieces == expected.out_pieces and 1 <= len(trace.out_pieces) <= 7
+    steps = window.decoder_steps
+    assert steps.slider.maximum() == len(trace.out_pieces) and steps.step_label.text().startswith("new token ")
+    assert steps.candidates.count() == trace.topk_ids.shape[1]
+    assert window.positional_view.positions == "learned"
+    assert window.model_view.grid_shape == (2, 5)  # 2 layers × (4 heads + the average)
+
+    window.selection_bar.beam_size.setValue(3)  # the beam width keeps working: a search tree
+    qtbot.waitUntil(lambda: window.trace is not trace and window.beam_view.tree is not None, timeout=TIMEOUT_MS)
+    assert window.trace.decoding.startswith("beam 3")
+
+
+def test_switching_shapes_never_shows_the_previous_models_trace(make_window, qtbot, tmp_path, tiny_model_dir):
+    from model_fixtures import build_tiny_model
+
+    folders = {
+        "gpt2-tiny": build_gpt2(tmp_path / "gpt2-tiny").directory,
+        "enc-tiny": build_tiny_model(tmp_path / "enc-tiny", n_decoder_layers=0, positions="learned"),
+        tiny_model_dir.name: tiny_model_dir,
+    }
+    window = make_window()
+    shown, cleared = [], []
+    window.traceDisplayed.connect(
+        lambda trace: shown.append((trace.model_name, window.client.model.name, trace.kinds, window.view_state.kinds))
+    )
+    window.client.modelLoaded.connect(lambda _summary: cleared.append(window.trace is None))
+    wait_for_trace(qtbot, window, "le chat dort")
+    expected_kinds = {"gpt2-tiny": ["dec_self"], "enc-tiny": ["enc_self"], tiny_model_dir.name: list(ATTENTION_KINDS)}
+    for name in ("gpt2-tiny", "enc-tiny", tiny_model_dir.name, "gpt2-tiny"):
+        window.load_model(folders[name])
+        qtbot.waitUntil(
+            lambda name=name: window.trace is not None and window.trace.model_name == name and window.idle,
+            timeout=TIMEOUT_MS,
+        )
+        assert offered_kinds(window) == expected_kinds[name]
+        for tab in range(window.tabs.count()):  # every tab draws the new shape without an error
+            window.tabs.setCurrentIndex(tab)
+            qtbot.wait(20)
+        window.tabs.setCurrentIndex(0)
+    assert all(cleared)  # the old trace left the screen the moment the new model loaded
+    assert all(trace_model == model and tuple(kinds) == tuple(offered) for trace_model, model, kinds, offered in shown)

@@ -1,0 +1,167 @@
+"""The views on BERT (encoder-only) and GPT-2 (decoder-only) traces: BERT's masks with their fillers,
+GPT-2's continuation step by step, learned positions, and one sentence where a view does not apply."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from one_stack_models import one_stack_translator
+from PySide6.QtWidgets import QLayout, QVBoxLayout, QWidget
+
+from engine.decoding import DecodingOptions
+from engine.render.shapes import NO_BEAM, NO_MASK
+from engine.translator import TraceOptions
+from gui.view_state import ViewState
+from gui.views.beam_view import BeamView
+from gui.views.decoder_steps import DecoderStepsView
+from gui.views.head_view import HeadView
+from gui.views.model_view import ModelView
+from gui.views.positional_view import PositionalView
+from gui.views.selection_bar import SelectionBar
+
+N_LAYERS = {
+    "encoder-only": {"enc_self": 2, "dec_self": 0, "cross": 0},
+    "decoder-only": {"enc_self": 0, "dec_self": 3, "cross": 0},
+}
+
+
+@pytest.fixture(scope="module")
+def traces():
+    options = TraceOptions(decoding=DecodingOptions(max_new_tokens=6))
+    return {shape: one_stack_translator(shape).trace("ab?cd?e", options) for shape in N_LAYERS}
+
+
+def shown(qtbot, widget):
+    """`widget` on screen in a holder whose layout sets no size constraint (the offscreen platform
+    warns about size hints otherwise, as MainWindow's comment says)."""
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
+    layout.addWidget(widget)
+    holder.resize(1100, 600)
+    qtbot.addWidget(holder)
+    holder.show()
+    widget.holder = holder  # the holder lives as long as the widget the test holds
+    return widget
+
+
+def state_for(qtbot, shape: str) -> ViewState:
+    state = ViewState()
+    state.set_model_shape(N_LAYERS[shape], 2)
+    return state
+
+
+@pytest.mark.parametrize("shape", list(N_LAYERS))
+def test_only_the_kinds_the_model_has_are_offered(qtbot, shape):
+    state = state_for(qtbot, shape)
+    bar = shown(qtbot, SelectionBar(state))
+    (kind,) = [k for k, n in N_LAYERS[shape].items() if n]
+    assert state.kinds == (kind,) and state.kind == kind
+    offered = [b.text() for b in bar.kind_buttons.buttons() if b.isVisible()]
+    assert len(offered) == 1
+    state.set_kind("cross")  # what Ctrl+3 asks for: ignored, the model has none
+    assert state.kind == kind
+    assert bar.new_tokens.isVisible() == (shape == "decoder-only")
+    assert bar.beam_size.isEnabled() == (shape == "decoder-only")  # BERT has no decoding to search
+    assert bar.new_tokens.minimum() == 1 and bar.new_tokens.maximum() == 200 and bar.new_tokens.value() == 20
+
+
+def test_bert_lists_each_mask_with_its_fillers(qtbot, traces):
+    trace = traces["encoder-only"]
+    state = state_for(qtbot, "encoder-only")
+    steps = shown(qtbot, DecoderStepsView(state))
+    steps.set_trace(trace)
+    masks = [i for i, p in enumerate(trace.src_pieces) if p == "[MASK]"]
+    assert list(trace.out_positions) == masks and steps.slider.maximum() == 2
+    for step, row in enumerate(masks):
+        steps.slider.setValue(step + 1)
+        assert steps.step_label.text() == f"mask {step + 1}/2"
+        items = [steps.candidates.item(i).text() for i in range(steps.candidates.count())]
+        assert [text.split()[0] for text in items] == trace.topk_pieces[step]
+        assert "← chosen" in items[0]  # the best filler is the one put in
+        np.testing.assert_array_equal(steps.topk_probs, trace.topk_probs[step])
+        np.testing.assert_allclose(steps.self_row, trace.enc_self[0, 0, row])  # the mask's row over the whole text
+        assert steps.visible.all() and steps.cross_plot.isHidden()
+        assert f"[MASK→{trace.out_pieces[step]}]" in steps.output.text()
+    forced = []
+    steps.forceRequested.connect(lambda *args: forced.append(args))
+    steps.force_candidate(1)
+    assert forced == []  # a filler is shown, not forced
+
+
+def test_bert_without_a_mask_says_how_to_use_it(qtbot):
+    trace = one_stack_translator("encoder-only").trace("abcd")
+    steps = DecoderStepsView(state_for(qtbot, "encoder-only"))
+    qtbot.addWidget(steps)
+    steps.set_trace(trace)
+    assert NO_MASK in steps.output.text() and steps.candidates.count() == 0
+    beam = BeamView()
+    qtbot.addWidget(beam)
+    beam.set_shape("encoder-only")
+    assert NO_BEAM in beam.caption.text()
+
+
+def test_gpt2_steps_through_its_continuation(qtbot, traces):
+    trace = traces["decoder-only"]
+    state = state_for(qtbot, "decoder-only")
+    steps = shown(qtbot, DecoderStepsView(state))
+    steps.set_trace(trace)
+    G, T = len(trace.out_pieces), len(trace.tgt_pieces)
+    assert G == 6 and steps.slider.maximum() == G
+    for step in range(G):
+        steps.slider.setValue(step + 1)
+        row = T - G + step  # the position that chose new token `step`
+        assert steps.step_label.text() == f"new token {step + 1}/{G}"
+        np.testing.assert_array_equal(steps.topk_ids, trace.topk_ids[step])
+        np.testing.assert_array_equal(steps.visible, np.arange(T) <= row)  # the prompt and the tokens so far
+        np.testing.assert_allclose(steps.self_row, trace.dec_self[0, 0, row])  # layer 1, head 1
+        assert steps.cross_plot.isHidden() and steps.cross_row.size == 0
+        assert "prompt:" in steps.output.text() and f"[{trace.out_pieces[step]}]" in steps.output.text()
+
+
+@pytest.mark.parametrize("shape", list(N_LAYERS))
+def test_the_maps_outline_the_row_that_chose_the_step(qtbot, traces, shape):
+    trace = traces[shape]
+    state = state_for(qtbot, shape)
+    grid, head = ModelView(state), HeadView(state)
+    for widget in (grid, head):
+        qtbot.addWidget(widget)
+        widget.set_trace(trace)
+    state.set_step(1)
+    assert grid.highlighted_step() == int(trace.out_positions[1])
+    assert head.heatmap.highlighted_row == int(trace.out_positions[1])
+    assert grid.grid_shape == (trace.n_layers[trace.kinds[0]], 3)
+
+
+@pytest.mark.parametrize("shape", list(N_LAYERS))
+def test_a_kind_the_model_lacks_is_explained_not_drawn(qtbot, traces, shape):
+    """A trace shown under a selection it cannot fill (the moment between a model switch and the
+    clamp): one sentence, no empty axis."""
+    state = ViewState()  # the translator's three kinds, still on "cross"
+    grid, head = ModelView(state), HeadView(state)
+    for widget in (grid, head):
+        qtbot.addWidget(widget)
+        widget.set_trace(traces[shape])
+    lacks = "GPT-2 has no encoder" if shape == "decoder-only" else "BERT has no decoder"
+    assert grid.stack.currentWidget() is grid.placeholder
+    assert grid.placeholder.text() == f"{lacks}, so there is no cross-attention."
+    assert head.stack.currentWidget() is head.unavailable and head.unavailable.text().startswith(lacks)
+
+
+@pytest.mark.parametrize("shape", list(N_LAYERS))
+def test_learned_positions_hide_the_sinusoid_and_show_the_rows_used(qtbot, traces, shape):
+    trace = traces[shape]
+    view = shown(qtbot, PositionalView())
+    view.set_model(16, 10000.0, "learned")
+    norms = np.linalg.norm(trace.positional, axis=1)
+    view.set_result(trace, np.ones(len(norms)), norms)
+    assert not view.explore.isVisible() and not view.base.isVisible() and not view.width_box.isVisible()
+    assert "learned" in view.caption.text() and "sin" not in view.caption.text()
+    table, labels = view.current_table()
+    np.testing.assert_allclose(table, trace.positional)
+    assert labels == [f"{i} {p}" for i, p in enumerate(trace.input_pieces)]
+    assert view.closed_form() is None  # no formula to export either
+    levels = view.heatmap.colorbar.levels()
+    assert levels[1] == pytest.approx(float(np.abs(trace.positional).max()), rel=1e-5)  # not the sinusoid's ±1
+    view.set_model(16, 10000.0, "sinusoidal")  # back to a translator: the controls return
+    assert view.explore.isVisible()
