@@ -101,6 +101,8 @@ class AnalysisView(QWidget):
         self.table = self._build_table()
         self.importance_maps = {kind: Heatmap() for kind in ATTENTION_KINDS}
         self.importance_titles = {kind: QLabel() for kind in ATTENTION_KINDS}
+        for title in self.importance_titles.values():
+            title.setWordWrap(True)  # BERT without a [MASK] says why in a sentence
         self.coverage_plot = pg.PlotWidget()
         self.coverage_line = QLabel()
         self.coverage_line.setObjectName("coverageFlags")
@@ -209,6 +211,7 @@ class AnalysisView(QWidget):
         plot.setBackground(background)
         missing = missing_kind(trace.shape, "cross") if trace is not None else ""
         plot.setVisible(not missing)
+        self.coverage_title.setVisible(not missing)
         if missing:  # coverage counts cross-attention, which BERT and GPT-2 do not have
             self.coverage_line.setText(f"Coverage measures cross-attention: {missing}")
             return

@@ -165,3 +165,37 @@ def test_learned_positions_hide_the_sinusoid_and_show_the_rows_used(qtbot, trace
     assert levels[1] == pytest.approx(float(np.abs(trace.positional).max()), rel=1e-5)  # not the sinusoid's ±1
     view.set_model(16, 10000.0, "sinusoidal")  # back to a translator: the controls return
     assert view.explore.isVisible()
+
+
+def test_the_analysis_tab_scores_the_one_kind_and_says_why_there_is_no_coverage(qtbot, traces):
+    from engine.importance import analyze
+    from gui.analysis_maps import analysis_map
+    from gui.views.analysis_view import AnalysisView
+
+    gpt2 = one_stack_translator("decoder-only")
+    trace = gpt2.trace("ab?cd?e", TraceOptions(decoding=DecodingOptions(max_new_tokens=4)))
+    analysis = analyze(gpt2, trace)
+    view = shown(qtbot, AnalysisView(state_for(qtbot, "decoder-only")))
+    view.show_analysis(trace, analysis)
+    assert [k for k, heatmap in view.importance_maps.items() if not heatmap.isHidden()] == ["dec_self"]
+    np.testing.assert_allclose(view.importance_maps["dec_self"].matrix, analysis.importance["dec_self"].drop, rtol=1e-6)
+    assert view.table.rowCount() == 3 * 2  # 3 layers × 2 heads of the one kind
+    assert view.coverage_plot.isHidden() and view.coverage_title.isHidden()
+    assert view.coverage_line.text().endswith("GPT-2 has no encoder, so there is no cross-attention.")
+    # the head view's rollout is GPT-2's own self-attention rolled out; cross-attention is explained
+    rollout = analysis_map(trace, analysis, "rollout", "dec_self", 2, 0)
+    np.testing.assert_allclose(rollout.matrix, analysis.rollout[2])
+    assert analysis_map(trace, analysis, "rollout", "cross", 0, 0).message.startswith("GPT-2 has no encoder")
+
+
+def test_bert_without_a_mask_says_why_no_head_is_scored(qtbot):
+    from engine.importance import analyze
+    from gui.views.analysis_view import AnalysisView
+
+    bert = one_stack_translator("encoder-only")
+    trace = bert.trace("abcd")
+    analysis = analyze(bert, trace)
+    view = shown(qtbot, AnalysisView(state_for(qtbot, "encoder-only")))
+    view.show_analysis(trace, analysis)
+    assert "type [MASK] in the text" in view.top_line.text()
+    assert "type [MASK]" in view.importance_titles["enc_self"].text()
