@@ -300,6 +300,7 @@ class DecoderStepsView(QWidget):
 
     def _render(self) -> None:
         trace, state = self.trace, self.view_state
+        self.candidates_title.setText(FORCE_TITLE if trace is None or self.forcing_allowed else SHOW_TITLE)
         if trace is None or state.step is None or not trace.out_pieces:
             self.output.setText(f"<i>{html.escape(idle_text(trace))}</i>")
             self.candidates.clear()
@@ -312,7 +313,6 @@ class DecoderStepsView(QWidget):
             return
         for plot in (self.topk_plot, self.cross_plot, self.self_plot):
             plot.setVisible(plot is not self.cross_plot or "cross" in trace.kinds)
-        self.candidates_title.setText(FORCE_TITLE if self.forcing_allowed else SHOW_TITLE)
         n_steps = len(trace.out_pieces)
         step = min(state.step, n_steps - 1)
         self.slider.blockSignals(True)
