@@ -39,6 +39,7 @@ from engine.render.labels import (
     head_label,
     select_map,
     selection_title,
+    visible_text,
 )
 from engine.render.request import ANALYSIS_FIGURES, FIGURES, FigureRequest, PositionalParams
 from engine.render.shapes import check_kind_present, step_kind
@@ -120,7 +121,7 @@ def _label_width(pieces: Sequence[str], fontsize: float = LABEL_FONT) -> float:
 
 
 def _sentence_line(trace: Trace) -> str:
-    return f"“{trace.source_text}” → “{trace.translation}”"
+    return f"“{visible_text(trace.source_text)}” → “{visible_text(trace.translation)}”"
 
 
 def suptitle(fig: Figure, text: str, width_inches: float) -> None:

@@ -7,6 +7,7 @@ Indices are 0-based like the Trace's arrays; what the user reads is numbered fro
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +40,13 @@ def display_piece(piece: str) -> str:
     if piece == "▁":
         return "␣"
     return piece[1:] if piece.startswith("▁") else piece
+
+
+def visible_text(text: str) -> str:
+    """`text` with control characters shown, not dropped or drawn as a missing glyph: a GPT-2 continuation
+    may decode to a NUL byte or a new line. '↵' for a new line, '⇥' for a tab, '<0x00>' for the others."""
+    marks = {"\n": "↵", "\t": "⇥"}
+    return "".join(marks.get(c, f"<0x{ord(c):02X}>") if unicodedata.category(c) == "Cc" else c for c in text)
 
 
 def display_pieces(pieces: Sequence[str]) -> list[str]:

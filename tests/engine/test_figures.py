@@ -380,3 +380,14 @@ def test_an_animation_of_a_continuation_has_one_frame_per_new_token(one_stack_tr
     trace = one_stack_traces["decoder-only"]
     frames = animation_frames(trace, size=(320, 200))
     assert len(frames) == len(trace.out_pieces) and all(f.size == (320, 200) for f in frames)
+
+
+def test_control_characters_in_a_continuation_are_shown_not_dropped(one_stack_traces, tmp_path):
+    """A GPT-2 continuation can decode to a NUL byte or a new line: the title names them (no font
+    has a glyph for NUL, and matplotlib warns about it)."""
+    from dataclasses import replace
+
+    trace = replace(one_stack_traces["decoder-only"], translation="a\x00b\nc")
+    fig = figures.grid_figure(trace, "dec_self")
+    assert "a<0x00>b↵c" in title_of(fig)
+    save_figure(fig, tmp_path / "grid.png", dpi=30)  # warnings are errors here: none was raised

@@ -86,6 +86,13 @@ def test_a_gpt2_folder_offers_its_one_kind_and_continues_the_prompt(make_window,
     assert window.positional_view.positions == "learned"
     assert window.model_view.grid_shape == (2, 5)  # 2 layers × (4 heads + the average)
 
+    errors = []
+    window.exporter.finished.connect(lambda job, error: errors.append(error))
+    for what in ("grid", "head", "step", "positional"):  # File → Export draws GPT-2's figures too
+        window.export_to(what, tmp_path / f"{what}.png", dpi=40)
+    qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT_MS)
+    assert errors == [""] * 4 and all((tmp_path / f"{w}.png").stat().st_size > 1000 for w in ("grid", "step"))
+
     window.selection_bar.beam_size.setValue(3)  # the beam width keeps working: a search tree
     qtbot.waitUntil(lambda: window.trace is not trace and window.beam_view.tree is not None, timeout=TIMEOUT_MS)
     assert window.trace.decoding.startswith("beam 3")
