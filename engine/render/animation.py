@@ -19,7 +19,16 @@ from PIL import Image
 
 from engine.files import write_atomic
 from engine.render.figures import STYLE, ExportError, render_figure, row_bars, suptitle, topk_bars
-from engine.render.labels import AVERAGE, KIND_LABELS, Head, check_selection, display_piece, head_label, select_map
+from engine.render.labels import (
+    AVERAGE,
+    KIND_LABELS,
+    Head,
+    check_selection,
+    display_piece,
+    head_label,
+    select_map,
+    visible_text,
+)
 from engine.render.shapes import step_kind
 from engine.trace import Trace
 
@@ -54,7 +63,7 @@ def frame_figure(trace: Trace, step: int, layer: int, head: Head = AVERAGE) -> F
 def _progress_line(trace: Trace, step: int) -> str:
     so_far = " ".join(display_piece(p) for p in trace.out_pieces[:step])
     chosen = display_piece(trace.out_pieces[step])
-    return f"{trace.model_name}: “{trace.source_text}”\nstep {step + 1}/{len(trace.out_pieces)}:  {so_far} [{chosen}]"
+    return f"{trace.model_name}: “{visible_text(trace.source_text)}”\nstep {step + 1}/{len(trace.out_pieces)}:  {so_far} [{chosen}]"
 
 
 def animation_frames(
