@@ -30,7 +30,7 @@ def _tensors(d: Path, edit: Callable[[dict], None]) -> None:
 
 def break_bert(d: Path) -> str:
     _config(d, model_type="bert")
-    return "model_type 'bert' is an encoder-only model"
+    return "missing tokenizer file vocab.txt"  # read as a BERT folder now, which has no vocab.txt
 
 
 def break_unknown_type(d: Path) -> str:

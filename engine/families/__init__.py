@@ -4,6 +4,7 @@ that recognises it converts it into the engine's Transformer and a tokenizer (en
     attention-studio-model   ours: config.json with "format": "attention-studio-model"  (engine/checkpoint.py)
     marian                   Hugging Face opus-mt: config.json with "model_type": "marian" (engine/families/marian.py)
     gpt2                     Hugging Face GPT-2: config.json with "model_type": "gpt2" (engine/families/gpt2.py)
+    bert                     Hugging Face BERT: config.json with "model_type": "bert" (engine/families/bert.py)
 
 A new family (BERT, GPT-2 …) is one module with `recognises(raw_config) -> bool` and
 `load(directory, raw_config, device, isolate_tokenizer) -> LoadedModel`, added to FAMILIES.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from engine import checkpoint
 from engine.checkpoint import FORMAT_NAME, LoadedModel, ModelLoadError, read_config_json
-from engine.families import gpt2, marian
+from engine.families import bert, gpt2, marian
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,10 @@ FAMILIES: tuple[Family, ...] = (
     Family(FORMAT_NAME, lambda raw: raw.get("format") == FORMAT_NAME, _load_ours),
     Family(marian.FAMILY, marian.recognises, marian.load),
     Family(gpt2.FAMILY, gpt2.recognises, gpt2.load),
+    Family(bert.FAMILY, bert.recognises, bert.load),
 )
 # what the app says for Hugging Face architectures it does not run (yet)
 UNSUPPORTED = {
-    "bert": "an encoder-only model (BERT); only translation models open here for now",
     "t5": "a T5 model (relative position buckets, no sinusoidal table); not supported",
     "bart": "a BART model (learned positions); not supported",
     "mbart": "an mBART model (learned positions, embedding LayerNorm); not supported",
@@ -54,7 +55,7 @@ def family_of(raw: dict) -> Family:
         if family.recognises(raw):
             return family
     model_type = raw.get("model_type")
-    supported = "Marian (opus-mt) translation models, GPT-2 models and Attention Studio models"
+    supported = "Marian (opus-mt) translation models, GPT-2 models, BERT models and Attention Studio models"
     if isinstance(model_type, str):
         why = UNSUPPORTED.get(model_type, "not a family this app runs")
         raise ModelLoadError(f"config.json: model_type {model_type[:40]!r} is {why}; this app opens {supported}")
