@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import nn
 
 from engine.decoding import DecodingOptions
 from engine.devices import DEVICE_CHOICES
@@ -264,7 +265,7 @@ def check_safetensors_header(path: Path) -> int:
 
 
 def load_weights(
-    model: Transformer,
+    model: nn.Module,
     path: Path,
     file_names: Mapping[str, Sequence[str]] | None = None,
     ignored: frozenset[str] = frozenset(),
@@ -366,3 +367,39 @@ def load_model(directory: Path | str, device: str = "auto", isolate_tokenizer: b
     model.to(torch_device).eval()
     log.info("loaded %s (%d parameters) on %s", info.name, model.num_parameters(), torch_device)
     return LoadedModel(model=model, tokenizer=tokenizer, info=info, directory=directory, device=torch_device)
+
+
+def hf_weights_file(directory: Path, model_class: str) -> Path:
+    """A Hugging Face folder's model.safetensors; ModelLoadError for sharded or pickled weights
+    (never unpickled: the message says how to convert them with `model_class`) or none."""
+    weights = directory / WEIGHTS_FILE
+    if weights.is_file():
+        return weights
+    if (directory / f"{WEIGHTS_FILE}.index.json").is_file():
+        raise ModelLoadError(
+            f"{directory}: sharded safetensors weights are not supported; save them as one {WEIGHTS_FILE}"
+        )
+    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelLoadError(
+            f"{pickles[0]}: pickled weights are refused (opening one can run code); convert the folder to "
+            f'{WEIGHTS_FILE} once, on a machine you trust: python -c "from transformers import {model_class} as M; '
+            f"M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
+        )
+    raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
+
+
+class FileLayout(nn.Module):
+    """Empty tensors under a file's own names and in its shapes, for load_weights to fill and check
+    before a family converts them (GPT-2's Conv1D weights, BERT's names) into our modules."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        super().__init__()
+        for name, shape in shapes.items():
+            *path, leaf = name.split(".")
+            module: nn.Module = self
+            for part in path:
+                if part not in module._modules:
+                    module.add_module(part, nn.Module())
+                module = module._modules[part]  # type: ignore[assignment]
+            module.register_buffer(leaf, torch.empty(shape))

@@ -25,13 +25,13 @@ from safetensors import SafetensorError, safe_open
 
 from engine.checkpoint import (
     MAX_POSITIONS_LIMIT,
-    PICKLE_SUFFIXES,
-    WEIGHTS_FILE,
+    FileLayout,
     LoadedModel,
     ModelInfo,
     ModelLoadError,
     build_for_weights,
     check_safetensors_header,
+    hf_weights_file,
     load_weights,
     read_json,
     resolve_device,
@@ -39,7 +39,6 @@ from engine.checkpoint import (
 )
 from engine.decoding import DecodingOptions
 from engine.families.bert_tokenizer import BertTokenizer, Normalization, SpecialTokens, parse_vocab
-from engine.families.gpt2 import FileLayout
 from engine.model import Activation, ModelConfig, Transformer
 from engine.tokenizer import TokenizerError
 
@@ -276,7 +275,7 @@ def load_bert_weights(model: Transformer, weights: Path) -> None:
     if "final_logits_bias" in targets:
         shapes[HEAD + "bias"] = (model.cfg.tgt_vocab_size,)  # (V,) in the file, (1, V) here
     layout = FileLayout(shapes)
-    load_weights(layout, weights, {name: _spellings(name) for name in shapes}, ignored_names())  # type: ignore[arg-type]
+    load_weights(layout, weights, {name: _spellings(name) for name in shapes}, ignored_names())
     read = dict(layout.state_dict())
     state = {ours: read[file_name(ours)].view_as(target) for ours, target in targets.items()}
     check_tied_copies(weights, state)
@@ -326,30 +325,11 @@ def tokenizer_for(directory: Path) -> BertTokenizer:
         raise ModelLoadError(str(error)) from None
 
 
-def weights_file(directory: Path) -> Path:
-    """model.safetensors; ModelLoadError for sharded or pickled weights (never unpickled) or none."""
-    weights = directory / WEIGHTS_FILE
-    if weights.is_file():
-        return weights
-    if (directory / f"{WEIGHTS_FILE}.index.json").is_file():
-        raise ModelLoadError(
-            f"{directory}: sharded safetensors weights are not supported; save them as one {WEIGHTS_FILE}"
-        )
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise ModelLoadError(
-            f"{pickles[0]}: pickled weights are refused (opening one can run code); convert the folder to "
-            f'{WEIGHTS_FILE} once, on a machine you trust: python -c "from transformers import BertForMaskedLM as M; '
-            f"M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
-        )
-    raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
-
-
 def load(directory: Path, raw: dict, device: str = "auto", isolate_tokenizer: bool = True) -> LoadedModel:
     """A BERT folder as a LoadedModel; every failure is a one-line ModelLoadError, raised before
     anything the size of the model is allocated. (`isolate_tokenizer`: the tokenizers package is
     not the SentencePiece library whose crashes the child process guards against.)"""
-    weights = weights_file(directory)
+    weights = hf_weights_file(directory, "BertForMaskedLM")
     tokenizer = tokenizer_for(directory)
     cfg = model_config(raw, tokenizer, has_mlm_head(tensor_names(weights)))
     model = build_for_weights(cfg, weights)

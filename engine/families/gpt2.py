@@ -20,16 +20,15 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from torch import nn
 
 from engine.checkpoint import (
     MAX_POSITIONS_LIMIT,
-    PICKLE_SUFFIXES,
-    WEIGHTS_FILE,
+    FileLayout,
     LoadedModel,
     ModelInfo,
     ModelLoadError,
     build_for_weights,
+    hf_weights_file,
     load_weights,
     read_json,
     resolve_device,
@@ -193,21 +192,6 @@ def file_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-class FileLayout(nn.Module):
-    """Empty tensors under a GPT-2 file's names and in its shapes, for load_weights to fill and check."""
-
-    def __init__(self, shapes: dict[str, tuple[int, ...]]) -> None:
-        super().__init__()
-        for name, shape in shapes.items():
-            *path, leaf = name.split(".")
-            module: nn.Module = self
-            for part in path:
-                if part not in module._modules:
-                    module.add_module(part, nn.Module())
-                module = module._modules[part]  # type: ignore[assignment]
-            module.register_buffer(leaf, torch.empty(shape))
-
-
 def file_names(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[str, ...]]:
     """The names each tensor may have in the file; the token embeddings may be saved as the LM head."""
     names = {name: (PREFIX + name, name) for name in shapes}
@@ -268,7 +252,7 @@ def load_gpt2_weights(model: Transformer, weights: Path) -> None:
     cfg = model.cfg
     shapes = file_shapes(cfg)
     layout = FileLayout(shapes)
-    load_weights(layout, weights, file_names(shapes), ignored_names(cfg))  # type: ignore[arg-type]
+    load_weights(layout, weights, file_names(shapes), ignored_names(cfg))
     state = converted(dict(layout.state_dict()), cfg)
     check_tied_head(weights, state["src_embed.weight"])
     # a pre-norm model without an encoder still builds encoder_norm; it is never run
@@ -281,25 +265,6 @@ def load_gpt2_weights(model: Transformer, weights: Path) -> None:
 
 
 # --- tokenizer and the whole folder ---
-
-
-def weights_file(directory: Path) -> Path:
-    """model.safetensors; ModelLoadError for sharded or pickled weights (never unpickled) or none."""
-    weights = directory / WEIGHTS_FILE
-    if weights.is_file():
-        return weights
-    if (directory / f"{WEIGHTS_FILE}.index.json").is_file():
-        raise ModelLoadError(
-            f"{directory}: sharded safetensors weights are not supported; save them as one {WEIGHTS_FILE}"
-        )
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise ModelLoadError(
-            f"{pickles[0]}: pickled weights are refused (opening one can run code); convert the folder to "
-            f'{WEIGHTS_FILE} once, on a machine you trust: python -c "from transformers import GPT2LMHeadModel as M; '
-            f"M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
-        )
-    raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
 
 
 def tokenizer_for(directory: Path, eos_id: int) -> Gpt2Tokenizer:
@@ -329,7 +294,7 @@ def load(directory: Path, raw: dict, device: str = "auto", isolate_tokenizer: bo
     """A GPT-2 folder as a LoadedModel; every failure is a one-line ModelLoadError, raised before
     anything the size of the model is allocated. (`isolate_tokenizer`: the tokenizers package is
     not the SentencePiece library whose crashes the child process guards against.)"""
-    weights = weights_file(directory)
+    weights = hf_weights_file(directory, "GPT2LMHeadModel")
     cfg = model_config(raw)
     tokenizer = tokenizer_for(directory, cfg.eos_id)
     if tokenizer.vocab_size > cfg.tgt_vocab_size:

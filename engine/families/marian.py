@@ -21,12 +21,11 @@ from pathlib import Path
 
 from engine.checkpoint import (
     MAX_POSITIONS_LIMIT,
-    PICKLE_SUFFIXES,
-    WEIGHTS_FILE,
     LoadedModel,
     ModelInfo,
     ModelLoadError,
     build_for_weights,
+    hf_weights_file,
     load_weights,
     read_json,
     resolve_device,
@@ -295,30 +294,12 @@ def languages(directory: Path, raw: dict, tokenizer_config: dict) -> tuple[str, 
     return "?", "?"
 
 
-def check_weights_file(directory: Path) -> Path:
-    weights = directory / WEIGHTS_FILE
-    if weights.is_file():
-        return weights
-    if (directory / f"{WEIGHTS_FILE}.index.json").is_file():
-        raise ModelLoadError(
-            f"{directory}: sharded safetensors weights are not supported; save them as one {WEIGHTS_FILE}"
-        )
-    pickles = sorted(p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES)
-    if pickles:
-        raise ModelLoadError(
-            f"{pickles[0]}: pickled weights are refused (opening one can run code); convert the folder to "
-            f'{WEIGHTS_FILE} once, on a machine you trust: python -c "from transformers import MarianMTModel as M; '
-            f"M.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\""
-        )
-    raise ModelLoadError(f"{directory}: missing {WEIGHTS_FILE}")
-
-
 def load(directory: Path, raw: dict, device: str = "auto", isolate_tokenizer: bool = True) -> LoadedModel:
     """A Marian folder as a LoadedModel; every failure is a one-line ModelLoadError, raised before
     anything the size of the model is allocated."""
     tokenizer_config = read_json(directory, "tokenizer_config.json", required=False) or {}
     generation = read_json(directory, "generation_config.json", required=False)
-    weights = check_weights_file(directory)
+    weights = hf_weights_file(directory, "MarianMTModel")
     tokenizer = tokenizer_for(directory, tokenizer_config, isolate_tokenizer)
     cfg = model_config(raw, tokenizer.unk_id)
     if (tokenizer.eos_id, tokenizer.pad_id) != (cfg.eos_id, cfg.pad_id):
