@@ -251,6 +251,7 @@ class Trainer:
             log.info("resumed at step %d (epoch %d)", self.progress["step"], self.progress["epoch"])
         self.trainable = DistributedDataParallel(self.model) if self.distributed else self.model
         self.started = time.monotonic() - self.progress["elapsed_s"]
+        self.clock_s = self.progress["elapsed_s"]  # the shared clock, read before every step
         budget = options.time_budget_minutes
         self.budget_s = budget * 60 if budget else math.inf
         self.bar = None
@@ -263,10 +264,20 @@ class Trainer:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def shared_elapsed(self) -> float:
+        """Rank 0's elapsed seconds on every rank (a broadcast under DDP, so every rank must call it at
+        the same point): ranks that read their own clocks would stop at different steps and leave the
+        others waiting in the gradients' all-reduce, and set different cosine learning rates."""
+        if not self.distributed:
+            return self.elapsed()
+        clock = torch.tensor([self.elapsed()], dtype=torch.float64, device=self.device)
+        dist.broadcast(clock, src=0)
+        return float(clock.item())
+
     def fraction_done(self) -> float:
         """How far the run is towards its first stopping rule, 0 to 1 (what the cosine decays over)."""
         options, progress = self.options, self.progress
-        fractions = [self.elapsed() / self.budget_s]
+        fractions = [self.clock_s / self.budget_s]
         if options.max_steps:
             fractions.append(progress["step"] / options.max_steps)
         if options.epochs:
@@ -280,11 +291,13 @@ class Trainer:
         return noam_lr(step, self.cfg.d_model, options.lr_factor, options.warmup_steps)
 
     def should_stop(self) -> bool:
+        """Called before every step on every rank; the time budget is judged by rank 0's clock."""
         options, progress = self.options, self.progress
+        self.clock_s = self.shared_elapsed()
         return (
             (options.max_steps is not None and progress["step"] >= options.max_steps)
             or (options.epochs is not None and progress["epoch"] >= options.epochs)
-            or self.elapsed() >= self.budget_s
+            or self.clock_s >= self.budget_s
         )
 
     def train_step(self, batch: list[int]) -> None:

@@ -1,5 +1,10 @@
 """Run under torchrun by test_train.py: train a tiny model on DATA, then write this rank's weights to
-DATA/rank<N>.safetensors so that the test can check that every rank ended with the same model."""
+DATA/rank<N>.safetensors so that the test can check that every rank ended with the same model.
+
+    ddp_train.py DATA                 4 steps
+    ddp_train.py DATA skewed-budget   a 2-second time budget, and every rank but 0 reads a clock that
+                                      says the budget ran out long ago: the ranks must still agree
+"""
 
 import os
 import sys
@@ -12,6 +17,7 @@ from engine.model import ModelConfig
 from engine.training.train import Trainer, TrainOptions
 
 data = Path(sys.argv[1])
+skewed = sys.argv[2:] == ["skewed-budget"]
 options = TrainOptions(
     train_path=data / "train.tsv",
     dev_path=data / "dev.tsv",
@@ -20,12 +26,16 @@ options = TrainOptions(
     vocab_size=100,
     model=ModelConfig(d_model=32, n_heads=4, d_ff=64, n_encoder_layers=1, n_decoder_layers=1, max_positions=64),
     max_tokens=400,
-    max_steps=4,
+    max_steps=None if skewed else 4,
+    time_budget_minutes=2 / 60 if skewed else None,
+    lr_schedule="cosine" if skewed else "noam",  # the learning rate follows the clock too
     dev_sentences=5,
     threads=1,
     progress=False,
 )
 trainer = Trainer(options)
+if skewed and trainer.rank != 0:
+    trainer.started -= 3600  # this rank's own clock: an hour gone, far past the budget
 progress = trainer.run()
 state = {name: tensor.detach().contiguous() for name, tensor in unique_state(trainer.model).items()}
 save_file(state, str(data / f"rank{os.environ['RANK']}.safetensors"))

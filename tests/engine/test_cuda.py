@@ -24,3 +24,15 @@ def test_cuda_trace_matches_cpu_trace(tiny_model_dir):
     assert gpu.device.startswith("cuda") and gpu.out_pieces == cpu.out_pieces
     for kind in ("enc_self", "dec_self", "cross"):
         np.testing.assert_allclose(gpu.attention(kind), cpu.attention(kind), atol=1e-4)
+
+
+def test_torchrun_trains_on_every_gpu(tmp_path):
+    """One process per GPU there is (nccl; never cuda:1 on a one-GPU machine), all ending with one model."""
+    from model_fixtures import tiny_pairs
+    from test_train import torchrun
+
+    pairs = tiny_pairs()
+    (tmp_path / "train.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("".join(f"{a}\t{b}\n" for a, b in pairs[:20]), encoding="utf-8")
+    processes = torch.cuda.device_count()
+    assert torchrun(tmp_path, processes, 29519, cpu=False) == [4] * processes

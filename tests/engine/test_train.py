@@ -2,10 +2,12 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 import torch
@@ -114,23 +116,53 @@ def test_batches_respect_the_token_budget(data):
         assert max(src.size(1), tgt.size(1)) * len(batch) <= 300 or len(batch) == 1
 
 
+def torchrun(data: Path, processes: int, port: int, *args: str, cpu: bool = True, timeout: float = 300) -> list[int]:
+    """Train with ddp_train.py under torchrun; returns each rank's step count, after checking that every
+    rank ended with the same weights. `cpu` hides the GPUs (gloo): on a one-GPU machine a second
+    process would otherwise ask for cuda:1."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    if cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    script = Path(__file__).with_name("ddp_train.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    command += ["--master_port", str(port), str(script), str(data), *args]
+    # a session of its own: ranks that deadlock are ended with torchrun, not left behind
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, text=True, stdout=PIPE, stderr=PIPE, start_new_session=True
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()
+            pytest.fail(f"torchrun still running after {timeout} s: the ranks are waiting for each other")
+    assert run.returncode == 0, stderr[-2000:]
+    steps = [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("trained ")]
+    assert len(steps) == processes, stdout
+    rank0 = load_file(str(data / "rank0.safetensors"))
+    for rank in range(1, processes):
+        other = load_file(str(data / f"rank{rank}.safetensors"))
+        assert rank0.keys() == other.keys()
+        for name in rank0:
+            torch.testing.assert_close(rank0[name], other[name], rtol=0, atol=0, msg=f"rank {rank} differs: {name}")
+    assert (data / "ddp-out" / "model.safetensors").exists()
+    return steps
+
+
 @pytest.mark.slow
 def test_two_process_torchrun_gloo_keeps_the_ranks_equal(data):
     """Two processes train on different batches; DistributedDataParallel must leave them with one model."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    script = Path(__file__).with_name("ddp_train.py")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
-    result = subprocess.run(
-        [*command, str(script), str(data)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("trained 4 steps") == 2
+    assert torchrun(data, 2, 29517) == [4, 4]
     assert json.loads((data / "ddp-ck" / "progress.json").read_text())["step"] == 4
-    rank0, rank1 = (load_file(str(data / f"rank{rank}.safetensors")) for rank in (0, 1))
-    assert rank0.keys() == rank1.keys()
-    for name in rank0:
-        torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0, msg=f"ranks disagree on {name}")
-    assert (data / "ddp-out" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_ranks_stop_together_when_their_clocks_disagree(data):
+    """Under a time budget every rank stops at rank 0's step, though rank 1's clock says it ran out
+    long ago: a rank that stopped alone would leave the other waiting in the all-reduce."""
+    steps = torchrun(data, 2, 29518, "skewed-budget", timeout=120)
+    assert steps[0] == steps[1] > 0
+    assert json.loads((data / "ddp-ck" / "progress.json").read_text())["step"] == steps[0]
 
 
 def test_the_training_log_draws_as_a_curve(tmp_path):
