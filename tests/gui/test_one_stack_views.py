@@ -31,30 +31,38 @@ def traces():
     return {shape: one_stack_translator(shape).trace("ab?cd?e", options) for shape in N_LAYERS}
 
 
-def shown(qtbot, widget):
-    """`widget` on screen in a holder whose layout sets no size constraint (the offscreen platform
-    warns about size hints otherwise, as MainWindow's comment says)."""
-    holder = QWidget()
-    layout = QVBoxLayout(holder)
+@pytest.fixture
+def holder(qtbot):
+    """One parent for a test's view state and widgets, so Qt deletes them together, in one tree; its
+    layout sets no size constraint (the offscreen platform warns about size hints otherwise)."""
+    widget = QWidget()
+    layout = QVBoxLayout(widget)
     layout.setSizeConstraint(QLayout.SizeConstraint.SetNoConstraint)
-    layout.addWidget(widget)
-    holder.resize(1100, 600)
-    qtbot.addWidget(holder)
-    holder.show()
-    widget.holder = holder  # the holder lives as long as the widget the test holds
+    widget.resize(1100, 700)
+    qtbot.addWidget(widget)
     return widget
 
 
-def state_for(qtbot, shape: str) -> ViewState:
-    state = ViewState()
-    state.set_model_shape(N_LAYERS[shape], 2)
+def shown(holder, *widgets):
+    """`widgets` put in the holder, on screen; the first one (or all of them) back."""
+    for widget in widgets:
+        holder.layout().addWidget(widget)
+    holder.show()
+    return widgets[0] if len(widgets) == 1 else widgets
+
+
+def state_for(holder, shape: str | None = None) -> ViewState:
+    """A ViewState owned by the holder: a model of `shape`, or (None) the translator's three kinds."""
+    state = ViewState(holder)
+    if shape is not None:
+        state.set_model_shape(N_LAYERS[shape], 2)
     return state
 
 
 @pytest.mark.parametrize("shape", list(N_LAYERS))
-def test_only_the_kinds_the_model_has_are_offered(qtbot, shape):
-    state = state_for(qtbot, shape)
-    bar = shown(qtbot, SelectionBar(state))
+def test_only_the_kinds_the_model_has_are_offered(holder, shape):
+    state = state_for(holder, shape)
+    bar = shown(holder, SelectionBar(state))
     (kind,) = [k for k, n in N_LAYERS[shape].items() if n]
     assert state.kinds == (kind,) and state.kind == kind
     offered = [b.text() for b in bar.kind_buttons.buttons() if b.isVisible()]
@@ -66,10 +74,10 @@ def test_only_the_kinds_the_model_has_are_offered(qtbot, shape):
     assert bar.new_tokens.minimum() == 1 and bar.new_tokens.maximum() == 200 and bar.new_tokens.value() == 20
 
 
-def test_bert_lists_each_mask_with_its_fillers(qtbot, traces):
+def test_bert_lists_each_mask_with_its_fillers(holder, traces):
     trace = traces["encoder-only"]
-    state = state_for(qtbot, "encoder-only")
-    steps = shown(qtbot, DecoderStepsView(state))
+    state = state_for(holder, "encoder-only")
+    steps = shown(holder, DecoderStepsView(state))
     steps.set_trace(trace)
     masks = [i for i, p in enumerate(trace.src_pieces) if p == "[MASK]"]
     assert list(trace.out_positions) == masks and steps.slider.maximum() == 2
@@ -89,22 +97,19 @@ def test_bert_lists_each_mask_with_its_fillers(qtbot, traces):
     assert forced == []  # a filler is shown, not forced
 
 
-def test_bert_without_a_mask_says_how_to_use_it(qtbot):
+def test_bert_without_a_mask_says_how_to_use_it(holder):
     trace = one_stack_translator("encoder-only").trace("abcd")
-    steps = DecoderStepsView(state_for(qtbot, "encoder-only"))
-    qtbot.addWidget(steps)
+    steps, beam = shown(holder, DecoderStepsView(state_for(holder, "encoder-only")), BeamView())
     steps.set_trace(trace)
     assert NO_MASK in steps.output.text() and steps.candidates.count() == 0
-    beam = BeamView()
-    qtbot.addWidget(beam)
     beam.set_shape("encoder-only")
     assert NO_BEAM in beam.caption.text()
 
 
-def test_gpt2_steps_through_its_continuation(qtbot, traces):
+def test_gpt2_steps_through_its_continuation(holder, traces):
     trace = traces["decoder-only"]
-    state = state_for(qtbot, "decoder-only")
-    steps = shown(qtbot, DecoderStepsView(state))
+    state = state_for(holder, "decoder-only")
+    steps = shown(holder, DecoderStepsView(state))
     steps.set_trace(trace)
     G, T = len(trace.out_pieces), len(trace.tgt_pieces)
     assert G == 6 and steps.slider.maximum() == G
@@ -120,12 +125,11 @@ def test_gpt2_steps_through_its_continuation(qtbot, traces):
 
 
 @pytest.mark.parametrize("shape", list(N_LAYERS))
-def test_the_maps_outline_the_row_that_chose_the_step(qtbot, traces, shape):
+def test_the_maps_outline_the_row_that_chose_the_step(holder, traces, shape):
     trace = traces[shape]
-    state = state_for(qtbot, shape)
-    grid, head = ModelView(state), HeadView(state)
+    state = state_for(holder, shape)
+    grid, head = shown(holder, ModelView(state), HeadView(state))
     for widget in (grid, head):
-        qtbot.addWidget(widget)
         widget.set_trace(trace)
     state.set_step(1)
     assert grid.highlighted_step() == int(trace.out_positions[1])
@@ -134,13 +138,12 @@ def test_the_maps_outline_the_row_that_chose_the_step(qtbot, traces, shape):
 
 
 @pytest.mark.parametrize("shape", list(N_LAYERS))
-def test_a_kind_the_model_lacks_is_explained_not_drawn(qtbot, traces, shape):
+def test_a_kind_the_model_lacks_is_explained_not_drawn(holder, traces, shape):
     """A trace shown under a selection it cannot fill (the moment between a model switch and the
     clamp): one sentence, no empty axis."""
-    state = ViewState()  # the translator's three kinds, still on "cross"
-    grid, head = ModelView(state), HeadView(state)
+    state = state_for(holder)  # the translator's three kinds, still on "cross"
+    grid, head = shown(holder, ModelView(state), HeadView(state))
     for widget in (grid, head):
-        qtbot.addWidget(widget)
         widget.set_trace(traces[shape])
     lacks = "GPT-2 has no encoder" if shape == "decoder-only" else "BERT has no decoder"
     assert grid.stack.currentWidget() is grid.placeholder
@@ -149,9 +152,9 @@ def test_a_kind_the_model_lacks_is_explained_not_drawn(qtbot, traces, shape):
 
 
 @pytest.mark.parametrize("shape", list(N_LAYERS))
-def test_learned_positions_hide_the_sinusoid_and_show_the_rows_used(qtbot, traces, shape):
+def test_learned_positions_hide_the_sinusoid_and_show_the_rows_used(holder, traces, shape):
     trace = traces[shape]
-    view = shown(qtbot, PositionalView())
+    view = shown(holder, PositionalView())
     view.set_model(16, 10000.0, "learned")
     norms = np.linalg.norm(trace.positional, axis=1)
     view.set_result(trace, np.ones(len(norms)), norms)
@@ -167,7 +170,7 @@ def test_learned_positions_hide_the_sinusoid_and_show_the_rows_used(qtbot, trace
     assert view.explore.isVisible()
 
 
-def test_the_analysis_tab_scores_the_one_kind_and_says_why_there_is_no_coverage(qtbot, traces):
+def test_the_analysis_tab_scores_the_one_kind_and_says_why_there_is_no_coverage(holder, traces):
     from engine.importance import analyze
     from gui.analysis_maps import analysis_map
     from gui.views.analysis_view import AnalysisView
@@ -175,7 +178,7 @@ def test_the_analysis_tab_scores_the_one_kind_and_says_why_there_is_no_coverage(
     gpt2 = one_stack_translator("decoder-only")
     trace = gpt2.trace("ab?cd?e", TraceOptions(decoding=DecodingOptions(max_new_tokens=4)))
     analysis = analyze(gpt2, trace)
-    view = shown(qtbot, AnalysisView(state_for(qtbot, "decoder-only")))
+    view = shown(holder, AnalysisView(state_for(holder, "decoder-only")))
     view.show_analysis(trace, analysis)
     assert [k for k, heatmap in view.importance_maps.items() if not heatmap.isHidden()] == ["dec_self"]
     np.testing.assert_allclose(view.importance_maps["dec_self"].matrix, analysis.importance["dec_self"].drop, rtol=1e-6)
@@ -188,14 +191,14 @@ def test_the_analysis_tab_scores_the_one_kind_and_says_why_there_is_no_coverage(
     assert analysis_map(trace, analysis, "rollout", "cross", 0, 0).message.startswith("GPT-2 has no encoder")
 
 
-def test_bert_without_a_mask_says_why_no_head_is_scored(qtbot):
+def test_bert_without_a_mask_says_why_no_head_is_scored(holder):
     from engine.importance import analyze
     from gui.views.analysis_view import AnalysisView
 
     bert = one_stack_translator("encoder-only")
     trace = bert.trace("abcd")
     analysis = analyze(bert, trace)
-    view = shown(qtbot, AnalysisView(state_for(qtbot, "encoder-only")))
+    view = shown(holder, AnalysisView(state_for(holder, "encoder-only")))
     view.show_analysis(trace, analysis)
     assert "type [MASK] in the text" in view.top_line.text()
     assert "type [MASK]" in view.importance_titles["enc_self"].text()

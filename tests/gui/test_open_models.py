@@ -1,10 +1,12 @@
 """Model folders of other families in the app: a Marian folder opens, translates and is remembered; a GPT-2
-folder offers only decoder self-attention and continues a prompt; switching shapes never shows a stale trace."""
+folder offers only decoder self-attention and continues a prompt; a BERT folder offers only encoder
+self-attention and fills each [MASK]; switching shapes never shows a stale trace."""
 
 from __future__ import annotations
 
 import shutil
 
+from bert_fixtures import build_bert
 from gpt2_fixtures import build_gpt2
 from hf_fixtures import build_marian
 
@@ -98,12 +100,42 @@ def test_a_gpt2_folder_offers_its_one_kind_and_continues_the_prompt(make_window,
     assert window.trace.decoding.startswith("beam 3")
 
 
+def test_a_bert_folder_offers_encoder_self_attention_and_fills_each_mask(make_window, qtbot, tmp_path):
+    bert = build_bert(tmp_path / "bert-tiny").directory
+    window = make_window()
+    window.load_model(bert)
+    qtbot.waitUntil(lambda: window.client.model.name == "bert-tiny", timeout=TIMEOUT_MS)
+    assert offered_kinds(window) == ["enc_self"] and window.view_state.kind == "enc_self"
+    assert not window.selection_bar.beam_size.isEnabled() and not window.selection_bar.new_tokens.isVisible()
+    assert window.tabs.tabText(window.tabs.indexOf(window.decoder_steps)) == "Masks"
+    assert "BERT fills every [MASK] in one pass" in window.beam_view.caption.text()
+
+    wait_for_trace(qtbot, window, "the cat")  # no mask yet: the tab says how to use it
+    assert "Type [MASK] in the text" in window.decoder_steps.output.text()
+    text = "the cat [MASK] on the [MASK] ."
+    wait_for_trace(qtbot, window, text)
+    trace, expected = window.trace, Translator.from_directory(bert, "cpu").trace(text)
+    assert trace.kinds == ("enc_self",) and trace.out_pieces == expected.out_pieces and len(trace.out_pieces) == 2
+    masks = [i for i, piece in enumerate(trace.src_pieces) if piece == "[MASK]"]
+    steps = window.decoder_steps
+    for step, row in enumerate(masks):
+        steps.slider.setValue(step + 1)
+        assert steps.step_label.text() == f"mask {step + 1}/2"
+        assert [steps.candidates.item(i).text().split()[0] for i in range(steps.candidates.count())] == [
+            piece for piece in expected.topk_pieces[step]
+        ]
+        assert window.model_view.highlighted_step() == row  # the mask's row is outlined in the maps
+    assert window.positional_view.positions == "learned"
+    assert window.tokens_label.text().endswith("2 masks")
+
+
 def test_switching_shapes_never_shows_the_previous_models_trace(make_window, qtbot, tmp_path, tiny_model_dir):
     from model_fixtures import build_tiny_model
 
     folders = {
         "gpt2-tiny": build_gpt2(tmp_path / "gpt2-tiny").directory,
         "enc-tiny": build_tiny_model(tmp_path / "enc-tiny", n_decoder_layers=0, positions="learned"),
+        "bert-tiny": build_bert(tmp_path / "bert-tiny").directory,
         tiny_model_dir.name: tiny_model_dir,
     }
     window = make_window()
@@ -113,8 +145,11 @@ def test_switching_shapes_never_shows_the_previous_models_trace(make_window, qtb
     )
     window.client.modelLoaded.connect(lambda _summary: cleared.append(window.trace is None))
     wait_for_trace(qtbot, window, "le chat dort")
-    expected_kinds = {"gpt2-tiny": ["dec_self"], "enc-tiny": ["enc_self"], tiny_model_dir.name: list(ATTENTION_KINDS)}
-    for name in ("gpt2-tiny", "enc-tiny", tiny_model_dir.name, "gpt2-tiny"):
+    expected_kinds = {
+        "gpt2-tiny": ["dec_self"], "enc-tiny": ["enc_self"], "bert-tiny": ["enc_self"],
+        tiny_model_dir.name: list(ATTENTION_KINDS),
+    }  # fmt: skip
+    for name in ("gpt2-tiny", "bert-tiny", tiny_model_dir.name, "enc-tiny", "gpt2-tiny"):
         window.load_model(folders[name])
         qtbot.waitUntil(
             lambda name=name: window.trace is not None and window.trace.model_name == name and window.idle,
