@@ -89,11 +89,11 @@ def report_lines(trace, analysis, top: int) -> list[str]:
     coverage = analysis.coverage
     if not coverage.received.size:  # BERT and GPT-2 have no cross-attention to count
         lines += ["", f"coverage: {missing_kind(trace.shape, 'cross')}"]
-    pieces = [
-        f"{display_piece(p)} {c:.2f}{' ⚑' if flag else ''}"
-        for p, c, flag in zip(trace.src_pieces, coverage.received, coverage.flagged, strict=True)
-    ]
-    if coverage.received.size:
+    else:
+        pieces = [
+            f"{display_piece(p)} {c:.2f}{' ⚑' if flag else ''}"
+            for p, c, flag in zip(trace.src_pieces, coverage.received, coverage.flagged, strict=True)
+        ]
         lines += [
             "",
             "coverage (cross-attention each source piece received, summed over the steps; ⚑ possibly untranslated):",

@@ -413,3 +413,15 @@ def test_bert_without_a_mask_says_why_heads_are_not_scored():
 def test_no_cross_attention_means_empty_coverage_without_warnings():
     coverage = source_coverage(np.zeros((0, 2, 7, 0), dtype=np.float32))  # GPT-2's empty cross maps
     assert coverage.received.shape == (0,) and coverage.flagged.shape == (0,)
+
+
+def test_the_analyze_report_of_bert_and_gpt2_lists_their_heads_and_says_why_there_is_no_coverage(one_stack):
+    from engine.cli.analyze import report_lines
+
+    trace = one_stack.trace("ab?cd?e", TraceOptions(decoding=DecodingOptions(max_new_tokens=3)))
+    lines = report_lines(trace, analyze(one_stack, trace), top=3)
+    (kind,) = trace.kinds
+    short = {"enc_self": "enc self", "dec_self": "dec self"}[kind]
+    assert sum(line.startswith(short) for line in lines) == trace.n_layers[kind] * trace.n_heads
+    who = "BERT has no decoder" if kind == "enc_self" else "GPT-2 has no encoder"
+    assert f"coverage: {who}, so there is no cross-attention." in lines
