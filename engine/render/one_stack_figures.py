@@ -95,7 +95,7 @@ def learned_positional_figure(trace: Trace) -> Figure:
         fig.colorbar(image, ax=heat_ax, label="value", shrink=min(1.0, 3.0 / map_h), aspect=25)
         norms = np.linalg.norm(table, axis=1, keepdims=True)
         cosine = (table / np.where(norms > 0, norms, 1.0)) @ (table / np.where(norms > 0, norms, 1.0)).T
-        image = sim_ax.imshow(cosine, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="equal")
+        image = sim_ax.imshow(cosine, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")  # fills its panel
         sim_ax.set_yticks(range(n_pos), labels, fontsize=LABEL_FONT, parse_math=False)
         sim_ax.set_xticks(range(n_pos), labels, fontsize=LABEL_FONT, parse_math=False, rotation=90)
         sim_ax.set_title("cosine similarity between the learned rows")
