@@ -274,6 +274,16 @@ class Trainer:
         dist.broadcast(clock, src=0)
         return float(clock.item())
 
+    def agreed_batch_count(self, count: int) -> int:
+        """The fewest batches any rank has this epoch: with subword sampling each rank encodes its own
+        segmentations, may drop different over-long sentences, and would otherwise run more steps
+        than the others and wait for them in the all-reduce."""
+        if not self.distributed:
+            return count
+        fewest = torch.tensor([count], device=self.device)
+        dist.all_reduce(fewest, op=dist.ReduceOp.MIN)
+        return int(fewest.item())
+
     def fraction_done(self) -> float:
         """How far the run is towards its first stopping rule, 0 to 1 (what the cosine decays over)."""
         options, progress = self.options, self.progress
@@ -389,6 +399,7 @@ class Trainer:
                 self.examples = encode_pairs(self.tokenizer, self.pairs, self.cfg.max_positions, options.spm_alpha)
             batches = make_batches(self.examples, options.max_tokens, options.seed + progress["epoch"])
             batches = batches[: len(batches) - len(batches) % self.world][self.rank :: self.world]  # equal shares
+            batches = batches[: self.agreed_batch_count(len(batches))]
             while progress["batch_in_epoch"] < len(batches) and not self.should_stop():
                 self.train_step(batches[progress["batch_in_epoch"]])
                 self.show_progress()
