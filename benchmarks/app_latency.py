@@ -1,12 +1,17 @@
-"""Keystroke to pixels in the real app (offscreen), and cold start of the real app.
+"""Keystroke to pixels in the real app (offscreen), a long input's trace to pixels, and cold start.
 
-    python benchmarks/app_latency.py [--model resources/models/fr-en] [--device auto|cpu|cuda]
+    python benchmarks/app_latency.py [--model resources/models/fr-en] [--device auto|cpu|cuda] [--json OUT] [--quick]
 
-(c) A 20-piece sentence is typed character by character into the real window at a fixed gap
-    between keys. For every keystroke: the time from the key event until the views have painted a
-    trace that includes it (key → pixels; a key typed while the worker is busy waits for the
-    running translation and then rides on the next request), and from the moment a request left
-    for the worker until its trace was painted (request → pixels).
+(c) Key → pixels at a fixed prefix length: test sentences of 20 to 30 pieces; each is set in the
+    box up to the key before its typed prefix first has 20 pieces (and painted), then typed on
+    character by character into the real window, one key per --key-gap-ms, through the last key
+    whose prefix has 20 pieces. Timed are exactly the keys whose prefix has 20 pieces (with </s>):
+    from the key event until the views have painted a trace that includes it (a key typed while
+    the worker is busy waits for the running translation and then rides on the next request).
+    A key not painted within 2 s of the last key counts as never painted: its time is infinite,
+    so it raises p95 and max rather than vanishing. Reported: p50, p95, max and the unpainted count.
+(c') A 200-piece input (test sentences joined) set in the box at once: edit → trace painted in
+    every visible view, alternating two such texts so that each is a new translation.
 (d) Cold start in a fresh process: process start → window painted → first translation painted.
 """
 
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,9 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from engine_latency import percentile  # noqa: E402
+from engine_latency import TEST_TSV, percentile, prefix_ends, sentences_at_least  # noqa: E402
 
-SENTENCE = "Je suis étudiant à l'université et j'aime beaucoup lire des livres le soir."  # 20 pieces with </s>
+PREFIX_PIECES = 20
+LONG_PIECES = 200
+NEVER_PAINTED_S = 2.0  # after the last key
 
 
 def run_event_loop(seconds: float) -> None:
@@ -39,46 +48,87 @@ def run_event_loop(seconds: float) -> None:
     loop.exec()
 
 
-def type_and_time(window, app, text: str, gap_s: float) -> tuple[list[float], list[float], int]:
-    """Type `text` one key per `gap_s`; returns key→pixels and request→pixels times in ms, and the
-    number of traces painted."""
+class PaintLog:
+    """Every trace the window displays, with the moment its views had painted it."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+        self.painted: list[tuple[str, float]] = []
+        window.traceDisplayed.connect(self._on_shown)
+
+    def _on_shown(self, trace) -> None:
+        self.window.centralWidget().repaint()  # synchronous: the views have painted when this returns
+        self.painted.append((trace.source_text, time.perf_counter()))
+
+    def shown_at(self, typed: str, since: float) -> float | None:
+        """When a trace of `typed` or of a longer text (typing only appends) was first painted after `since`."""
+        return next((t for text, t in self.painted if t >= since and text.startswith(typed)), None)
+
+    def wait_for(self, text: str, seconds: float) -> None:
+        deadline = time.perf_counter() + seconds
+        while not (self.painted and self.painted[-1][0] == text) and time.perf_counter() < deadline:
+            run_event_loop(0.01)
+
+    def close(self) -> None:
+        self.window.traceDisplayed.disconnect(self._on_shown)
+
+
+def send_key(app, widget, char: str) -> None:
+    """A real key event carrying the character (QTest.keyClicks only knows ASCII keys)."""
     from PySide6.QtCore import QEvent, Qt
     from PySide6.QtGui import QKeyEvent
 
-    keys: list[tuple[str, float]] = []
-    request_times: dict[str, float] = {}
-    painted: list[tuple[str, float]] = []
+    for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+        app.sendEvent(widget, QKeyEvent(kind, Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, char))
 
-    def on_request() -> None:
-        request_times[window.source.text()] = time.perf_counter()
 
-    def on_shown(trace) -> None:
-        window.centralWidget().repaint()  # synchronous: the views have painted when this returns
-        painted.append((trace.source_text, time.perf_counter()))
-
-    window.translationRequested.connect(on_request)
-    window.traceDisplayed.connect(on_shown)
-    window.source.setFocus()
-    for char in text:
-        # a real key event carrying the character (QTest.keyClicks only knows ASCII keys)
+def type_at_prefix(window, app, log: PaintLog, text: str, ends: list[int], gap_s: float) -> list[float]:
+    """Key → pixels in ms of the keys ending at `ends` (math.inf: never painted), typing from ends[0]."""
+    window.source.setText(text[: ends[0] - 1])
+    log.wait_for(text[: ends[0] - 1], 30)
+    timed: list[tuple[str, float]] = []
+    for end in range(ends[0], ends[-1] + 1):
         pressed = time.perf_counter()
-        for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
-            app.sendEvent(window.source, QKeyEvent(kind, Qt.Key.Key_unknown, Qt.KeyboardModifier.NoModifier, char))
-        keys.append((window.source.text(), pressed))
+        send_key(app, window.source, text[end - 1])
+        if end in ends:
+            timed.append((text[:end], pressed))
         run_event_loop(pressed + gap_s - time.perf_counter())
-    deadline = time.perf_counter() + 5
-    while (not painted or painted[-1][0] != text) and time.perf_counter() < deadline:
-        run_event_loop(0.01)
-    window.translationRequested.disconnect(on_request)
-    window.traceDisplayed.disconnect(on_shown)
-    window.source.clear()
-    key_ms = []
-    for typed, pressed in keys:  # typing only appends: the first later paint of a longer text shows this key
-        shown = next((t for s, t in painted if t >= pressed and s.startswith(typed)), None)
-        if shown is not None and typed.strip():
-            key_ms.append((shown - pressed) * 1000)
-    request_ms = [(t - request_times[s]) * 1000 for s, t in painted if s in request_times]
-    return key_ms, request_ms, len(painted)
+    log.wait_for(text[: ends[-1]], NEVER_PAINTED_S)
+    times = []
+    for typed, pressed in timed:
+        shown = log.shown_at(typed, pressed)
+        times.append(math.inf if shown is None else (shown - pressed) * 1000)
+    return times
+
+
+def long_texts(translator, pieces: int, count: int) -> list[str]:
+    """`count` different texts of test sentences joined, cut at a word to at most `pieces` pieces."""
+    lines = [line.split("\t")[0] for line in TEST_TSV.read_text(encoding="utf-8").splitlines()]
+    texts, current = [], ""
+    for line in lines:
+        current = f"{current} {line}".strip()
+        if len(translator.source(current).ids) > pieces:
+            words = current.split()
+            while len(translator.source(" ".join(words)).ids) > pieces:
+                words.pop()
+            texts.append(" ".join(words))
+            current = ""
+            if len(texts) == count:
+                break
+    return texts
+
+
+def long_to_pixels(window, log: PaintLog, texts: list[str], runs: int) -> list[float]:
+    """Edit → pixels in ms of setting each long text at once (math.inf: not painted within 30 s)."""
+    times = []
+    for run in range(runs):
+        text = texts[run % len(texts)]
+        start = time.perf_counter()
+        window.source.setText(text)
+        log.wait_for(text, 30)
+        shown = log.shown_at(text, start)
+        times.append(math.inf if shown is None else (shown - start) * 1000)
+    return times
 
 
 def make_window(model: Path, device: str = "auto"):
@@ -101,25 +151,45 @@ def make_window(model: Path, device: str = "auto"):
     return app, window
 
 
-def keystroke_to_pixels(model: Path, rounds: int, device: str) -> None:
+def cell(values: list[float]) -> str:
+    return f"{percentile(values, 50):>7.1f} {percentile(values, 95):>7.1f} {max(values):>7.1f}"
+
+
+def window_figures(model: Path, rounds: int, long_runs: int, gap_ms: float, device: str) -> dict:
+    """Key → pixels at a 20-piece prefix and the long input's edit → pixels, printed and returned."""
+    from engine.translator import Translator
+
+    counter = Translator.from_directory(model, "cpu")  # only to count pieces
+    sentences = sentences_at_least(counter, PREFIX_PIECES, rounds)
+    long = long_texts(counter, LONG_PIECES, 2)
     app, window = make_window(model, device)
-    print(f"\n(c) keystroke → pixels, offscreen, real window, model {model.name} on {window.client.model.device}")
-    print(f"    sentence: {SENTENCE!r}, typed {rounds} times per row")
+    log = PaintLog(window)
     print(
-        f"{'key gap':>8} | {'keys':>5} {'painted':>8} | {'key→pixels p50':>15} {'p95':>7} | {'request→pixels p50':>19} {'p95':>7}"
+        f"\n(c) key → pixels at a {PREFIX_PIECES}-piece prefix, offscreen, real window, on {window.client.model.device}"
     )
-    for gap_s in (0.25, 0.12, 0.06):
-        keys, requests, shown = [], [], 0
-        for _ in range(rounds):
-            k, r, n = type_and_time(window, app, SENTENCE, gap_s)
-            keys += k
-            requests += r
-            shown += n
-        print(
-            f"{gap_s * 1000:>6.0f}ms | {len(keys):>5} {shown:>8} | {percentile(keys, 50):>15.1f} "
-            f"{percentile(keys, 95):>7.1f} | {percentile(requests, 50):>19.1f} {percentile(requests, 95):>7.1f}"
-        )
+    print(f"{'key gap':>8} | {'keys':>5} {'unpainted':>9} | {'p50':>7} {'p95':>7} {'max':>7}  ms")
+    keys: list[float] = []
+    for sentence in sentences:
+        ends = prefix_ends(counter, sentence, PREFIX_PIECES)
+        if ends:
+            keys += type_at_prefix(window, app, log, sentence, ends, gap_ms / 1000)
+    unpainted = sum(math.isinf(k) for k in keys)
+    print(f"{gap_ms:>6.0f}ms | {len(keys):>5} {unpainted:>9} | {cell(keys)}")
+    long_ms = long_to_pixels(window, log, long, long_runs)
+    print(
+        f"\n(c') a {LONG_PIECES}-piece input set at once → trace painted, {long_runs} runs: p50 p95 max {cell(long_ms)} ms"
+    )
+    log.close()
     window.close()
+    return {
+        "key_to_pixels_p50_ms_20": percentile(keys, 50),
+        "key_to_pixels_p95_ms_20": percentile(keys, 95),
+        "key_to_pixels_max_ms_20": max(keys),
+        "keys_timed_20": len(keys),
+        "keys_unpainted_20": unpainted,
+        "long_200_trace_paint_ms": statistics.median(long_ms),
+        "long_200_trace_paint_max_ms": max(long_ms),
+    }
 
 
 COLD_START_CHILD = r"""
@@ -150,9 +220,12 @@ app.exec()
 """
 
 
-def cold_start(model: Path, runs: int, device: str) -> None:
+def cold_start(model: Path, runs: int, device: str) -> dict:
+    """Seconds from spawning a fresh app process to its window painted and its first translation
+    painted (medians of `runs`), printed run by run."""
     print("\n(d) cold start, fresh process each run (ms after the process was spawned)")
     print(f"{'run':>4} | {'window painted':>14} {'model loaded':>13} {'first translation':>18} | torch at paint")
+    windows, firsts = [], []
     for run in range(runs):
         settings = Path(tempfile.mkdtemp()) / "cold.ini"
         spawned = time.time()
@@ -168,17 +241,28 @@ def cold_start(model: Path, runs: int, device: str) -> None:
             (marks[k] - spawned) * 1000 for k in ("window_painted", "model_loaded", "first_translation")
         )
         print(f"{run + 1:>4} | {window:>14.0f} {loaded:>13.0f} {first:>18.0f} | {marks['torch_loaded_at_paint']}")
+        windows.append(window / 1000)
+        firsts.append(first / 1000)
+    return {"window_s": statistics.median(windows), "first_translation_s": statistics.median(firsts)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
-    parser.add_argument("--rounds", type=int, default=3, help="times the sentence is typed per setting")
+    parser.add_argument("--rounds", type=int, default=12, help="sentences typed (each gives 2 to 6 timed keys)")
+    parser.add_argument("--long-runs", type=int, default=6, help="times a 200-piece input is set")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--key-gap-ms", type=float, default=150.0)
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (the app's choice)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="2 sentences, 2 long runs, 1 cold start")
     args = parser.parse_args()
-    cold_start(args.model, args.cold_runs, args.device)
-    keystroke_to_pixels(args.model, args.rounds, args.device)
+    if args.quick:
+        args.rounds, args.long_runs, args.cold_runs = 2, 2, 1
+    figures = cold_start(args.model, args.cold_runs, args.device)
+    figures |= window_figures(args.model, args.rounds, args.long_runs, args.key_gap_ms, args.device)
+    if args.json:  # infinite (never painted) is written as null
+        args.json.write_text(json.dumps({k: v if math.isfinite(v) else None for k, v in figures.items()}, indent=2))
     return 0
 
 

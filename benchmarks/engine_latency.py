@@ -1,17 +1,21 @@
 """Engine trace latency, decoder passes per keystroke, memory, and the arithmetic floor.
 
-    python benchmarks/engine_latency.py [--model resources/models/fr-en] [--threads N] [--key-gap-ms MS]
+    python benchmarks/engine_latency.py [--model resources/models/fr-en] [--threads N] [--key-gap-ms MS] [--quick]
 
 Prints three tables:
-  (a) trace latency (tokenize → encode → decode with capture → Trace) for 5/10/20/40-piece sentences,
-      p50 and p95: plain greedy (no draft); while typing (every keystroke of typing the sentence
-      character by character, each with the previous keystroke's output as draft), with decoder
-      passes per keystroke; and the last keystroke alone. Keystrokes follow each other at once
-      unless --key-gap-ms sets a typist's pause between them: after a pause a trace is slower
-      (here about twice as slow, whether the CPU slept or spun meanwhile), which is what the app meets;
+  (a) trace latency (tokenize → encode → decode with capture → Trace) in ms, p50 / p95 / max, for
+      sentences of 5/10/20/40 pieces (with </s>):
+      plain greedy: the whole sentence, no draft;
+      typing, all keys: every keystroke of typing the sentence character by character, each with the
+        previous keystroke's output as draft (prefixes of every length up to N);
+      typing at N: only the keystrokes whose typed prefix has exactly N pieces, taken from sentences
+        of N to N + 10 pieces; the keys before them are typed back to back and not timed, and each
+        timed key follows an idle pause of --key-gap-ms (a trace after a pause is slower, whether the
+        CPU slept or spun meanwhile, which is what the app meets);
   (e) resident memory after loading and after 1,000 translations;
-  (f) the floors: the trace's floating-point operations / this machine's measured matmul rate,
-      and the weight bytes a trace reads / this machine's measured memory read rate.
+  (f) the floors: a greedy trace's floating-point operations (one cached decoder step per output
+      token, no extra forced pass: greedy traces capture the maps as they decode) / this machine's
+      measured matmul rate, and the weight bytes a trace reads / this machine's memory read rate.
 """
 
 from __future__ import annotations
@@ -63,34 +67,93 @@ def sentences_by_length(translator, count: int) -> dict[int, list[str]]:
     return chosen
 
 
+def summarise(values: list[float]) -> str:
+    """p50, p95 and max of `values` as a table cell."""
+    return f"{percentile(values, 50):>6.1f} {percentile(values, 95):>6.1f} {max(values):>6.1f}"
+
+
+def timed_trace(translator, text: str, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    trace = translator.trace(text, **kwargs)
+    return (time.perf_counter() - start) * 1000, trace
+
+
+def type_all_keys(translator, text: str) -> tuple[list[float], list[int]]:
+    """Type `text` key by key, each trace drafted from the previous one; ms and decoder passes per key."""
+    times, passes, trace = [], [], None
+    for end in range(1, len(text) + 1):
+        if not text[:end].strip():
+            continue
+        draft = None if trace is None else list(trace.out_ids)
+        elapsed, trace = timed_trace(translator, text[:end], draft=draft)
+        times.append(elapsed)
+        passes.append(trace.decoder_passes)
+    return times, passes
+
+
+def prefix_ends(translator, text: str, pieces: int) -> list[int]:
+    """The keystrokes (as end offsets into `text`) whose typed prefix has exactly `pieces` pieces."""
+    return [end for end in range(1, len(text) + 1) if len(translator.source(text[:end]).ids) == pieces]
+
+
+def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> list[float]:
+    """Type `text` key by key (each trace drafted from the previous one) and time only the keys whose
+    prefix has `pieces` pieces, each after an idle pause of `gap_s`; the others run back to back."""
+    ends = set(prefix_ends(translator, text, pieces))
+    times, trace = [], None
+    for end in range(1, max(ends, default=0) + 1):
+        if not text[:end].strip():
+            continue
+        draft = None if trace is None else list(trace.out_ids)
+        if end in ends:
+            time.sleep(gap_s)
+            elapsed, trace = timed_trace(translator, text[:end], draft=draft)
+            times.append(elapsed)
+        else:
+            trace = translator.trace(text[:end], draft=draft)
+    return times
+
+
+def sentences_at_least(translator, pieces: int, count: int, spare: int = 10) -> list[str]:
+    """Test sentences (or runs of them joined) of `pieces` to `pieces + spare` pieces."""
+    lines = [line.split("\t")[0] for line in TEST_TSV.read_text(encoding="utf-8").splitlines()]
+    chosen, current = [], ""
+    for line in lines:
+        size = len(translator.source(line).ids)
+        if pieces <= size <= pieces + spare:
+            chosen.append(line)
+        elif size < pieces:  # join short ones until they are long enough
+            current = f"{current} {line}".strip()
+            joined = len(translator.source(current).ids)
+            if joined >= pieces:
+                if joined <= pieces + spare:
+                    chosen.append(current)
+                current = ""
+        if len(chosen) >= count:
+            break
+    return chosen
+
+
 def measure_latency(translator, sentences: dict[int, list[str]], repeats: int, key_gap_s: float = 0.0) -> list[dict]:
     rows = []
     for bucket, texts in sentences.items():
-        plain, typing, last, passes = [], [], [], []
+        plain, typing, at_prefix, passes = [], [], [], []
         for text in texts:
+            plain += [timed_trace(translator, text)[0] for _ in range(repeats)]
             for _ in range(repeats):
-                start = time.perf_counter()
-                translator.trace(text)
-                plain.append((time.perf_counter() - start) * 1000)
-            for _ in range(repeats):  # type the sentence from its start, key by key
-                trace = None
-                for end in range(1, len(text) + 1):
-                    if not text[:end].strip():
-                        continue
-                    draft = None if trace is None else list(trace.out_ids)
-                    time.sleep(key_gap_s)
-                    start = time.perf_counter()
-                    trace = translator.trace(text[:end], draft=draft)
-                    typing.append((time.perf_counter() - start) * 1000)
-                    passes.append(trace.decoder_passes)
-                last.append(typing[-1])
+                times, counts = type_all_keys(translator, text)
+                typing += times
+                passes += counts
+        for text in sentences_at_least(translator, bucket, len(texts)):
+            for _ in range(repeats):
+                at_prefix += type_at_prefix(translator, text, bucket, key_gap_s)
         rows.append(
             {
                 "pieces": bucket,
-                "out": statistics.mean(len(translator.trace(t).tgt_ids) for t in texts),
+                "out": statistics.mean(len(translator.trace(t).out_ids) for t in texts),
                 "plain": plain,
                 "typing": typing,
-                "last": last,
+                "at_prefix": at_prefix or [float("nan")],
                 "passes": statistics.mean(passes),
             }
         )
@@ -118,21 +181,17 @@ def read_gigabytes_per_second(seconds: float = 1.0) -> float:
 
 
 def trace_flops(cfg, S: int, T: int) -> float:
-    """Multiply-adds × 2 of one trace: greedy decode with the cache (T steps) + one forced pass."""
+    """Multiply-adds × 2 of one greedy trace: the encoder once, then T cached decoder steps (greedy
+    traces capture their maps while decoding; there is no second, teacher-forced pass)."""
     d, ff, V = cfg.d_model, cfg.d_ff, cfg.tgt_vocab_size
     encoder = cfg.n_encoder_layers * (4 * S * d * d + 2 * S * S * d + 2 * S * d * ff)
-    cross_kv = cfg.n_decoder_layers * 2 * S * d * d  # computed once per pass
+    cross_kv = cfg.n_decoder_layers * 2 * S * d * d  # the memory's keys and values, once per trace
 
-    def decoder_rows(rows: int, keys_self: float) -> float:
-        per_layer = (
-            4 * rows * d * d + 2 * rows * keys_self * d + 2 * rows * d * d + 2 * rows * S * d + 2 * rows * d * ff
-        )
-        return cfg.n_decoder_layers * per_layer + rows * d * V
+    def decoder_row(keys_self: int) -> float:
+        per_layer = 4 * d * d + 2 * keys_self * d + 2 * d * d + 2 * S * d + 2 * d * ff
+        return cfg.n_decoder_layers * per_layer + d * V
 
-    decode = 2 * encoder + 2 * cross_kv
-    decode += sum(2 * decoder_rows(1, t + 1) for t in range(T))  # one new row per step
-    forced = 2 * encoder + 2 * cross_kv + 2 * decoder_rows(T, (T + 1) / 2)
-    return decode + forced
+    return 2 * encoder + 2 * cross_kv + sum(2 * decoder_row(t + 1) for t in range(T))
 
 
 def matmul_gflops(n: int, m: int, k: int, seconds: float = 1.0) -> float:
@@ -148,63 +207,37 @@ def matmul_gflops(n: int, m: int, k: int, seconds: float = 1.0) -> float:
     return 2 * n * m * k * count / (time.perf_counter() - start) / 1e9
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--sentences", type=int, default=8, help="sentences per length bucket")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--key-gap-ms", type=float, default=0.0, help="idle pause before each typed keystroke")
-    args = parser.parse_args()
+def traces_then_rss(translator, texts: list[str], count: int) -> float:
+    """Resident MB after `count` more traces of `texts` in turn."""
+    for i in range(count):
+        translator.trace(texts[i % len(texts)])
+    return rss_mb()
 
-    import torch
 
-    from engine.translator import Translator
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    before_load = rss_mb()
-    translator = Translator.from_directory(args.model, args.device)
-    after_load = rss_mb()
-    sentences = sentences_by_length(translator, args.sentences)
-    translator.trace("Bonjour.")  # warm up the allocator and kernels
-
+def print_latency(rows: list[dict], gap_ms: float) -> None:
+    gap = f"{gap_ms:.0f} ms idle before each timed key" if gap_ms else "timed keys back to back"
+    print(f"\n(a) trace latency in ms, p50 / p95 / max (tokenize → encode → decode with capture → Trace); {gap}")
     print(
-        f"model {args.model.name} on {translator.device}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{'pieces':>6} {'out':>5} | {'plain greedy':>20} | {'typing, all keys':>20} {'passes/key':>10} | "
+        f"{'typing at N pieces':>20} {'keys':>5}"
     )
-    gap = f", {args.key_gap_ms:.0f} ms idle before each typed key" if args.key_gap_ms else ", keys back to back"
-    print(f"\n(a) trace latency in ms (tokenize → encode → decode with capture → Trace){gap}")
-    print(
-        f"{'pieces':>6} {'out':>5} | {'plain greedy p50':>16} {'p95':>6} | {'typing p50':>10} {'p95':>6} "
-        f"{'passes/key':>10} | {'last key p50':>12} {'p95':>6}"
-    )
-    rows = measure_latency(translator, sentences, args.repeats, args.key_gap_ms / 1000)
     for row in rows:
-        plain, typing, last = row["plain"], row["typing"], row["last"]
         print(
-            f"{row['pieces']:>6} {row['out']:>5.1f} | {percentile(plain, 50):>16.1f} {percentile(plain, 95):>6.1f} | "
-            f"{percentile(typing, 50):>10.1f} {percentile(typing, 95):>6.1f} {row['passes']:>10.2f} | "
-            f"{percentile(last, 50):>12.1f} {percentile(last, 95):>6.1f}"
+            f"{row['pieces']:>6} {row['out']:>5.1f} | {summarise(row['plain'])} | {summarise(row['typing'])} "
+            f"{row['passes']:>10.2f} | {summarise(row['at_prefix'])} {len(row['at_prefix']):>5}"
         )
 
-    texts = [t for group in sentences.values() for t in group]
-    for i in range(1000):
-        translator.trace(texts[i % len(texts)])
-    after_many = rss_mb()
-    print("\n(e) resident memory, MB")
-    print(f"{'before load':>12} {'after load':>11} {'after 1,000 traces':>19}")
-    print(f"{before_load:>12.0f} {after_load:>11.0f} {after_many:>19.0f}")
 
+def print_floors(translator, rows: list[dict]) -> None:
     cfg = translator.cfg
     big = matmul_gflops(1024, 1024, 1024)
     small = matmul_gflops(20, cfg.d_model, cfg.d_model)
     bandwidth = read_gigabytes_per_second()
     encoder_mb, decoder_mb = weight_megabytes(translator.model)
     print(
-        f"\n(f) floors: fp32 matmul {big:.1f} GFLOP/s (1024³), {small:.1f} GFLOP/s (20×{cfg.d_model}²); "
-        f"memory read {bandwidth:.1f} GB/s; weights read per pass: encoder {encoder_mb:.1f} MB, "
-        f"decoder + output {decoder_mb:.1f} MB"
+        f"\n(f) floors of a greedy trace: fp32 matmul {big:.1f} GFLOP/s (1024³), {small:.1f} GFLOP/s "
+        f"(20×{cfg.d_model}²); memory read {bandwidth:.1f} GB/s; weights read per pass: encoder "
+        f"{encoder_mb:.1f} MB, decoder + output {decoder_mb:.1f} MB"
     )
     print(
         f"{'pieces':>6} {'GFLOP':>6} | {'flop floor ms':>13} {'(small rate)':>12} | {'greedy p50':>10} | "
@@ -217,6 +250,47 @@ def main() -> int:
             f"{row['pieces']:>6} {flops:>6.3f} | {flops / big * 1000:>13.2f} {flops / small * 1000:>12.2f} | "
             f"{percentile(row['plain'], 50):>10.1f} | {bytes_floor:>22.2f} {percentile(row['typing'], 50):>10.1f}"
         )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--sentences", type=int, default=8, help="sentences per length bucket")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--key-gap-ms", type=float, default=150.0, help="idle pause before each timed typed key")
+    parser.add_argument("--quick", action="store_true", help="2 sentences, 1 repeat, 50 traces for memory")
+    args = parser.parse_args()
+    if args.quick:
+        args.sentences, args.repeats = 2, 1
+
+    import torch
+
+    from engine.translator import Translator
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    before_load = rss_mb()
+    translator = Translator.from_directory(args.model, args.device)
+    after_load = rss_mb()
+    sentences = sentences_by_length(translator, args.sentences)
+    translator.trace("Bonjour.")  # warm up the allocator and kernels
+    print(
+        f"model {args.model.name} on {translator.device}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    )
+    rows = measure_latency(translator, sentences, args.repeats, args.key_gap_ms / 1000)
+    print_latency(rows, args.key_gap_ms)
+
+    count = 50 if args.quick else 1000
+    after_many = traces_then_rss(translator, [t for group in sentences.values() for t in group], count)
+    print("\n(e) resident memory, MB")
+    print(f"{'before load':>12} {'after load':>11} {f'after {count:,} traces':>19}")
+    print(f"{before_load:>12.0f} {after_load:>11.0f} {after_many:>19.0f}")
+    if translator.device.type == "cpu":  # the rates below are the CPU's
+        print_floors(translator, rows)
+    else:
+        print(f"\n(f) floors: measured for the CPU only, not printed for {translator.device}")
     return 0
 
 
