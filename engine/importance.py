@@ -156,7 +156,9 @@ def head_importance(model: Transformer, trace: Trace, kind: AttentionKind) -> Ki
     start = time.perf_counter()
     n_layers, n_heads = trace.n_layers[kind], trace.n_heads
     keep = single_head_masks(n_layers, n_heads, next(model.parameters()).device)
-    log_probs = output_log_probs(model, forced_input(model, trace), kind, keep).double().cpu().numpy()  # (1 + L·H,)
+    log_probs = (
+        output_log_probs(model, forced_input(model, trace), kind, keep).cpu().double().numpy()
+    )  # (1 + L·H,); float64 off the device (MPS has none)
     return KindImportance(
         kind=kind,
         log_prob=float(log_probs[0]),
