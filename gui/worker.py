@@ -136,10 +136,6 @@ class TranslationWorker(QObject):
         # A failed load above leaves the previous translator in place: the app keeps working.
         self._translator = translator
         self._draft = None
-        # Libraries, window and model stay for good: frozen, later full collections skip them (a
-        # 70 ms pause of the GUI thread otherwise). Collect first, so a replaced model is not frozen.
-        gc.collect()
-        gc.freeze()
         cfg = translator.cfg
         self.modelLoaded.emit(
             ModelSummary(
@@ -424,6 +420,12 @@ class TranslationClient(QObject):
         if self._closed:
             return
         self.model = summary
+        # Libraries, window and model stay for good: frozen, later full collections skip them (a
+        # 70 ms pause of the GUI thread otherwise). Collect first, so a replaced model is not frozen.
+        # Here, in the GUI thread: a collection in the worker thread finalises Qt objects left in
+        # cycles by closed windows, off their thread, and could deadlock with the GUI's event loop.
+        gc.collect()
+        gc.freeze()
         self._emit_loading()
         self.modelLoaded.emit(summary)
 
