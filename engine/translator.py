@@ -27,7 +27,7 @@ from engine.checkpoint import LoadedModel
 from engine.decoding import DecodingOptions, greedy_decode, greedy_from_draft
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
-from engine.model import ActivationCache, MultiHeadAttention, Transformer
+from engine.model import ActivationCache, ModelConfig, MultiHeadAttention, Transformer
 from engine.one_stack import continue_prompt, fill_masks, one_stack_trace, qkv_of, stack_maps, to_numpy, top_k
 from engine.tokenizer import TextTokenizer, encodable
 from engine.trace import Trace
@@ -145,7 +145,17 @@ def head_parameters(model: Transformer, kind: str, layer: int, head: int) -> Hea
         w_o=array(attn.w_o.weight).T,  # (H·d_k, d_model)
         b_o=array(attn.w_o.bias),
         norm=model.cfg.norm,
+        embedding_rows=embedding_rows(model.cfg),
     )
+
+
+def embedding_rows(cfg: ModelConfig) -> str:
+    """The first layer's input rows in words: the paper's sum, or what a BERT or GPT-2 adds instead."""
+    rows = "embedding × √d_model" if cfg.scale_embedding else "embedding"
+    rows += " + learned position embedding" if cfg.positions == "learned" else " + positional encoding"
+    if cfg.type_vocab_size:
+        rows += " + token-type embedding"
+    return f"LayerNorm({rows})" if cfg.embed_norm else rows
 
 
 class Translator:

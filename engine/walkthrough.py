@@ -40,6 +40,7 @@ class HeadParameters:
     w_o: np.ndarray  # (H·d_k, d_model): concat(z_1 … z_H) W^O + b^O is the sublayer's output row
     b_o: np.ndarray  # (d_model,)
     norm: NormPlacement  # where the model puts LayerNorm: it decides what the head's input rows are
+    embedding_rows: str = "embedding × √d_model + positional encoding"  # what the first layer reads, in words
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +88,9 @@ class Walkthrough:
         return self.query_pieces[self.query]
 
 
-def input_notes(kind: str, layer: int, norm: NormPlacement) -> tuple[str, str]:
+def input_notes(
+    kind: str, layer: int, norm: NormPlacement, embedding_rows: str = "embedding × √d_model + positional encoding"
+) -> tuple[str, str]:
     """(query rows, key rows) in words: which vectors the head reads in this layer and norm placement."""
     stack = stack_of(kind)
     if kind == "cross":
@@ -99,7 +102,7 @@ def input_notes(kind: str, layer: int, norm: NormPlacement) -> tuple[str, str]:
             )
         return f"the output of {sublayer} (after its Add & Norm)", "the encoder's output (the last encoder layer)"
     if layer == 0:
-        rows = "embedding × √d_model + positional encoding"
+        rows = embedding_rows
         note = f"LayerNorm({rows}) (pre-norm: the head reads normalised rows)" if norm == "pre" else rows
     elif norm == "pre":
         note = (
@@ -156,7 +159,7 @@ def build_walkthrough(
     all_z[head] = z
     concat = all_z.reshape(-1)  # (H·d_k,)
     output = concat @ params.w_o + params.b_o  # (d_model,)
-    query_note, key_note = input_notes(kind, layer, params.norm)
+    query_note, key_note = input_notes(kind, layer, params.norm, params.embedding_rows)
     return Walkthrough(
         kind=kind,
         layer=layer,
