@@ -11,12 +11,13 @@ import os
 import sys
 
 from engine import cli
+from engine.study import SUFFIX as STUDY_SUFFIX
 
 
 def run_gui(args: argparse.Namespace) -> int:
     from gui.platform_check import platform_problem  # no Qt: it runs before Qt could abort
 
-    if args.screenshot is not None:
+    if args.screenshot is not None or args.save_study is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display needed
     problem = platform_problem()
     if problem is not None:
@@ -30,7 +31,7 @@ def run_gui(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return run(args.model, args.device, sys.argv[:1], args.text, args.screenshot, size)
+    return run(args.model, args.device, sys.argv[:1], args.text, args.screenshot, size, args.study, args.save_study)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith(STUDY_SUFFIX):  # `python main.py FILE.study` opens it
+        argv = ["--study", *argv]
     return cli.run(build_parser(), argv)
 
 

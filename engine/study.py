@@ -42,6 +42,7 @@ class Study:
     beam_selection: tuple[int, ...] | None = None
     new_tokens: int | None = None  # a decoder-only model's continuation length
     view: dict[str, Any] = field(default_factory=dict)  # the views' selection, as the app writes it
+    embedding_norms: np.ndarray | None = None  # (P,) what the positional view draws, for a read-only reopening
 
     def state(self) -> dict[str, Any]:
         return {
@@ -63,7 +64,10 @@ class Study:
         buffer = io.BytesIO()
         state = json.dumps(self.state(), ensure_ascii=False)
         trace = np.frombuffer(self.trace.to_npz_bytes(), dtype=np.uint8)
-        np.savez(buffer, study_json=np.array(state), trace_npz=trace)
+        extra = (
+            {} if self.embedding_norms is None else {"embedding_norms": np.asarray(self.embedding_norms, np.float64)}
+        )
+        np.savez(buffer, study_json=np.array(state), trace_npz=trace, **extra)
         write_atomic(Path(path), buffer.getvalue())
 
     @classmethod
@@ -77,6 +81,7 @@ class Study:
                     raise StudyError(f"{path.name}: not an Attention Studio study (no study_json/trace_npz)")
                 state = json.loads(str(data["study_json"]))
                 trace_bytes = data["trace_npz"].tobytes()
+                norms = data["embedding_norms"] if "embedding_norms" in data.files else None
         except StudyError:
             raise
         except FileNotFoundError:
@@ -98,6 +103,7 @@ class Study:
                 beam_selection=None if selection is None else tuple(int(i) for i in selection),
                 new_tokens=None if decoding.get("new_tokens") is None else int(decoding["new_tokens"]),
                 view=dict(state.get("view") or {}),
+                embedding_norms=norms,
             )
         except (KeyError, TypeError, ValueError, zipfile.BadZipFile, OSError) as error:
             raise StudyError(f"{path.name}: a damaged study ({_first_line(error)})") from None

@@ -10,8 +10,10 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from engine.study import Study, StudyError
 from gui.main_window import MainWindow
 from gui.screenshot import save_when_shown
+from gui.studies import apply_study, study_model_exists
 
 ORGANIZATION = "Attention Studio"
 APPLICATION = "Attention Studio"
@@ -24,23 +26,40 @@ def run(
     text: str | None = None,
     screenshot: Path | None = None,
     size: tuple[int, int] = (1600, 1000),
+    study: Path | None = None,
+    save_study_to: Path | None = None,
 ) -> int:
-    """Open the window (with `text` typed in); with `screenshot`, save the window once the
-    translation is shown and quit. A screenshot uses default settings, not the user's, so the
-    same command gives the same picture anywhere."""
+    """Open the window (with `text` typed in, or a `study` opened); with `screenshot` and/or
+    `save_study_to`, save the window and/or the study once the translation is shown and quit.
+    Those headless runs use default settings, not the user's, so the same command gives the same
+    picture anywhere."""
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setStyle("Fusion")  # the same look, and light/dark palettes that behave, on every platform
-    scratch = tempfile.TemporaryDirectory() if screenshot is not None else None
+    headless = screenshot is not None or save_study_to is not None
+    scratch = tempfile.TemporaryDirectory() if headless else None
     settings = (
         QSettings(str(Path(scratch.name) / "settings.ini"), QSettings.Format.IniFormat) if scratch else QSettings()
     )
-    window = MainWindow(settings=settings, model_dir=model, device=device)
+    opened = None
+    if study is not None:
+        try:
+            opened = Study.load(study)
+        except StudyError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if model is None and study_model_exists(opened):
+            model = opened.model_directory
+    # a study whose model is missing is shown read-only: no other model loads over it
+    autoload = opened is None or study_model_exists(opened) or model is not None
+    window = MainWindow(settings=settings, model_dir=model, device=device, autoload=autoload)
+    if opened is not None:
+        apply_study(window, opened, study.name, load=False)
     if text is not None:
         window.source.setText(text)
-    if screenshot is not None:
-        save_when_shown(app, window, screenshot, size)
+    if headless:
+        save_when_shown(app, window, screenshot, size, save_study_to)
     app.aboutToQuit.connect(window.shutdown)  # the worker thread never outlives the event loop
     # Ctrl+C in the terminal closes the window the normal way (settings saved, thread stopped);
     # the idle timer gives Python a chance to run its signal handler while Qt waits for events.

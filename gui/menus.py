@@ -14,6 +14,7 @@ from engine.architecture import ATTENTION_KINDS
 from engine.devices import DEVICE_CHOICES
 from engine.paths import extra_models, shipped_models
 from engine.render.labels import KIND_LABELS
+from gui import studies
 from gui.export import EXPORTS
 from gui.settings import recent_models
 from gui.theme import apply_theme
@@ -31,6 +32,10 @@ def build_menus(window: MainWindow) -> None:
 def _file_menu(window: MainWindow) -> None:
     menu = window.menuBar().addMenu("&File")
     window.open_action = menu.addAction("&Open model…", QKeySequence.StandardKey.Open, window.open_model_dialog)
+    menu.addAction("Open &study…", lambda: studies.open_study_dialog(window))
+    menu.addAction("&Save study…", QKeySequence.StandardKey.Save, lambda: studies.save_study_dialog(window))
+    studies.install(window)
+    menu.addSeparator()
     window.export_menu = menu.addMenu("&Export")
     window.export_actions = {}
     for what, text in EXPORTS.items():

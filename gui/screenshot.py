@@ -1,5 +1,6 @@
-"""`--screenshot`: the real window, rendered offscreen once the translation is on screen, saved as an
-image; then the app quits. For documentation and for checking what a user sees without a display."""
+"""`--screenshot` and `--save-study`: once the translation (or an opened study) is on screen, the
+real window, rendered offscreen, is saved as an image and/or what it shows as a study; then the app
+quits. For documentation and for checking what a user sees without a display."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from gui.main_window import MainWindow
+from gui.studies import current_study, save_study
 
 SETTLE_MS = 300  # after the trace is shown: the walkthrough, analysis and plots finish painting
 TIMEOUT_MS = 120_000
@@ -26,9 +28,13 @@ def parse_size(text: str) -> tuple[int, int]:
     return size
 
 
-def save_when_shown(app: QApplication, window: MainWindow, path: Path, size: tuple[int, int]) -> None:
-    """Once the window has put a translation on screen and is idle, save it to `path` and quit
-    (exit status 0; 1 when saving fails or nothing was shown within two minutes)."""
+def save_when_shown(
+    app: QApplication, window: MainWindow, path: Path | None, size: tuple[int, int], study: Path | None = None
+) -> None:
+    """Once the window has put a translation on screen and is idle, save the study to `study` and
+    the window to `path`, then quit (exit status 0; 1 when saving fails or nothing was shown within
+    two minutes). The status bar's passing message and the trace's latency, which differ from run to
+    run, are left out of the picture."""
     window.resize(*size)
     settle = QTimer(window)
     settle.setSingleShot(True)
@@ -38,11 +44,21 @@ def save_when_shown(app: QApplication, window: MainWindow, path: Path, size: tup
         if not window.idle:  # a newer request runs: wait for its trace
             settle.start()
             return
-        if not window.grab().save(str(path)):
-            print(f"error: could not write the screenshot {path}", file=sys.stderr)
-            app.exit(1)
-            return
-        print(f"wrote {path}")
+        if study is not None:
+            shown = current_study(window)
+            if shown is None or not save_study(window, shown, study):
+                print(f"error: could not write the study {study}", file=sys.stderr)
+                app.exit(1)
+                return
+            print(f"wrote {study}")
+        if path is not None:
+            window.statusBar().clearMessage()
+            window.latency_label.setText("")
+            if not window.grab().save(str(path)):
+                print(f"error: could not write the screenshot {path}", file=sys.stderr)
+                app.exit(1)
+                return
+            print(f"wrote {path}")
         app.exit(0)
 
     def give_up() -> None:
@@ -50,5 +66,10 @@ def save_when_shown(app: QApplication, window: MainWindow, path: Path, size: tup
         app.exit(1)
 
     settle.timeout.connect(save)
-    window.traceDisplayed.connect(lambda _trace: settle.start())
+
+    def shown(_trace: object) -> None:
+        window.source.clearFocus()  # no blinking caret; the clear button's fade is over by the grab
+        settle.start()
+
+    window.traceDisplayed.connect(shown)
     QTimer.singleShot(TIMEOUT_MS, window, give_up)

@@ -41,6 +41,14 @@ def add_gui_options(parser: argparse.ArgumentParser, default: object = None) -> 
         default=default,
         help="render the window offscreen once the translation is shown, save it here and quit",
     )
+    parser.add_argument("--study", metavar="FILE", type=Path, default=default, help="open this saved study")
+    parser.add_argument(
+        "--save-study",
+        metavar="FILE",
+        type=Path,
+        default=default,
+        help="once the translation is shown, save it as a study and quit (with --text: headless)",
+    )
     parser.add_argument(
         "--size", default="1600x1000" if default is None else default, help="window size for --screenshot"
     )

@@ -94,3 +94,38 @@ def test_screenshot_saves_the_translated_window_and_quits(tmp_path):
     gray = image.convertToFormat(QImage.Format.Format_Grayscale8)  # kept alive while its bytes are read
     rows = np.array(gray.constBits(), dtype=np.uint8).reshape(gray.height(), gray.bytesPerLine())
     assert rows[:, : gray.width()].std() > 20  # maps, text and plots: not a blank window
+
+
+@pytest.mark.slow
+def test_a_saved_study_reopens_to_the_same_pixels(tmp_path):
+    """--save-study with --text writes the study headless; opening it gives the same screenshot."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("QT_QPA_PLATFORM", None)
+
+    def main(*args):
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+
+    text = "Il faut que tu viennes avec nous demain."
+    main("--text", text, "--save-study", "s.study", "--screenshot", "a.png", "--size", "1366x768")
+    main("s.study", "--screenshot", "b.png", "--size", "1366x768")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    bad = tmp_path / "bad.study"
+    bad.write_bytes(b"not a study")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), str(bad), "--screenshot", "c.png"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and done.stderr.startswith("error: bad.study: not a readable study file")
+    assert not (tmp_path / "c.png").exists()
