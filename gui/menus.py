@@ -33,6 +33,8 @@ def _file_menu(window: MainWindow) -> None:
     menu = window.menuBar().addMenu("&File")
     window.open_action = menu.addAction("&Open model…", QKeySequence.StandardKey.Open, window.open_model_dialog)
     menu.addAction("Open &study…", lambda: studies.open_study_dialog(window))
+    recent = menu.addMenu("Recent studies")
+    recent.aboutToShow.connect(lambda: studies.fill_recent_menu(window, recent))
     menu.addAction("&Save study…", QKeySequence.StandardKey.Save, lambda: studies.save_study_dialog(window))
     studies.install(window)
     menu.addSeparator()

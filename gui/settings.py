@@ -59,15 +59,32 @@ def initial_model(settings: QSettings, model_dir: str | Path | None, models_root
     return models_root / DEFAULT_MODEL_NAME
 
 
+def recent_paths(settings: QSettings, key: str, exists) -> list[Path]:
+    """Paths remembered under `key`, newest first; those for which `exists` fails are left out."""
+    value = settings.value(key, [])
+    entries = [value] if isinstance(value, str) else list(value or [])  # QSettings gives a str for one entry
+    return [Path(str(e)) for e in entries if exists(Path(str(e)))]
+
+
+def remember_path(settings: QSettings, key: str, path: str | Path, exists) -> None:
+    """Put `path` first among the paths remembered under `key`."""
+    resolved = Path(path).resolve()
+    recent = [resolved, *(p for p in recent_paths(settings, key, exists) if p.resolve() != resolved)]
+    settings.setValue(key, [str(p) for p in recent[:RECENT_MODELS]])
+
+
 def recent_models(settings: QSettings) -> list[Path]:
     """Model folders opened before, newest first; folders that are gone are left out."""
-    value = settings.value("model/recent", [])
-    entries = [value] if isinstance(value, str) else list(value or [])  # QSettings gives a str for one entry
-    return [Path(str(e)) for e in entries if (Path(str(e)) / CONFIG_FILE).is_file()]
+    return recent_paths(settings, "model/recent", lambda p: (p / CONFIG_FILE).is_file())
 
 
 def remember_model(settings: QSettings, directory: str | Path) -> None:
-    """Put `directory` first in the recent models."""
-    resolved = Path(directory).resolve()
-    recent = [resolved, *(p for p in recent_models(settings) if p.resolve() != resolved)]
-    settings.setValue("model/recent", [str(p) for p in recent[:RECENT_MODELS]])
+    remember_path(settings, "model/recent", directory, lambda p: (p / CONFIG_FILE).is_file())
+
+
+def recent_studies(settings: QSettings) -> list[Path]:
+    return recent_paths(settings, "study/recent", Path.is_file)
+
+
+def remember_study(settings: QSettings, path: str | Path) -> None:
+    remember_path(settings, "study/recent", path, Path.is_file)

@@ -14,12 +14,22 @@ from PySide6.QtCore import QSignalBlocker
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from engine.study import SUFFIX, Study, StudyError
+from gui.settings import recent_studies, remember_study
 from gui.worker import DecodeRequest, TraceResult
 
 if TYPE_CHECKING:
     from gui.main_window import MainWindow
 
 FILTER = f"Attention Studio study (*{SUFFIX})"
+
+
+def fill_recent_menu(window: MainWindow, menu) -> None:
+    """The studies opened or saved before, newest first (rebuilt each time the menu opens)."""
+    menu.clear()
+    for path in recent_studies(window.settings):
+        menu.addAction(path.name, lambda p=path: open_study(window, p)).setToolTip(str(path))
+    if menu.isEmpty():
+        menu.addAction("(none yet)").setEnabled(False)
 
 
 def install(window: MainWindow) -> None:
@@ -75,6 +85,7 @@ def save_study(window: MainWindow, study: Study, path: Path) -> bool:
         QMessageBox.warning(window, "Save study", f"Could not write {path}: {error.strerror or error}")
         return False
     window.statusBar().showMessage(f"Saved study {path.name}", 5000)
+    remember_study(window.settings, path)
     return True
 
 
@@ -92,6 +103,7 @@ def open_study(window: MainWindow, path: Path) -> Study | None:
         QMessageBox.warning(window, "Open study", str(error))
         return None
     apply_study(window, study, path.name)
+    remember_study(window.settings, path)
     return study
 
 

@@ -57,6 +57,8 @@ def test_a_saved_study_reopens_the_same_view(qtbot, make_window, tmp_path):
     assert state.beam_selection == before.beam_selection and state.forced_prefix == before.forced_prefix
     assert other.selection_bar.beam_size.value() == 3 and other.tabs.currentIndex() == 1
     assert other.head_view.mode.currentText() == "Lines"
+    assert studies.recent_studies(other.settings)[0] == path.resolve()  # saved, then opened: listed once
+    assert studies.recent_studies(other.settings).count(path.resolve()) == 1
 
 
 def test_a_study_whose_model_is_gone_is_shown_read_only(qtbot, make_window, tmp_path, tiny_model_dir):
