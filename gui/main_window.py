@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self.vertical.addWidget(self.splitter)
         self.vertical.addWidget(self.tabs)
         self.vertical.setSizes([560, 300])  # the maps keep most of the room; the tabs can be dragged taller
+        self.vertical.setStretchFactor(1, 1)  # a taller window gives the tabs room too, not only the maps
         layout.addWidget(self.vertical, 1)
         self.setCentralWidget(central)
 

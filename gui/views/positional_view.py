@@ -16,9 +16,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -59,6 +61,10 @@ def learned_caption(table: np.ndarray) -> str:
     )
 
 
+MIN_PLOT_HEIGHT = 150  # pixels: below this the curves flatten into a line and the bars into dots
+MIN_CONTENT_HEIGHT = 560
+
+
 class PositionalView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -88,10 +94,22 @@ class PositionalView(QWidget):
         columns = QHBoxLayout()
         columns.addLayout(left, 1)
         columns.addLayout(right, 1)
+        # the plots keep a readable height; a short window scrolls the tab instead of flattening them
+        for plot in (self.curves, self.norms):
+            plot.setMinimumHeight(MIN_PLOT_HEIGHT)
+        content = QWidget()
+        content.setMinimumHeight(MIN_CONTENT_HEIGHT)
+        inner = QVBoxLayout(content)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addLayout(controls)
+        inner.addLayout(columns, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(controls)
-        layout.addLayout(columns, 1)
+        layout.addWidget(scroll)
 
         self.explore.toggled.connect(self._on_explore)
         self.width_box.valueChanged.connect(self.dimensions.clear)  # the default curves of the new width
@@ -277,7 +295,7 @@ class PositionalView(QWidget):
         sim = similarity(table)
         scale = float(np.abs(sim).max()) or 1.0
         self.similarity.colorbar.setLevels(low=-scale, high=scale)
-        self.similarity.set_matrix(sim.astype(np.float32), self.row_labels, self.row_labels)
+        self.similarity.set_matrix(sim.astype(np.float32), self.row_labels, self.row_labels, (-scale, scale))
         self._draw_curves(table, dims)
         self._draw_norms()
         self._fill_values(table)

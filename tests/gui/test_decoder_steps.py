@@ -192,6 +192,9 @@ def test_the_positional_view_shows_the_sentences_rows_and_their_norms(window, qt
     assert not view.stale
     np.testing.assert_array_equal(view.heatmap.matrix, trace.positional.astype(np.float32))
     np.testing.assert_allclose(view.similarity.matrix, trace.positional @ trace.positional.T, rtol=1e-5)
+    scale = float(np.abs(view.similarity.matrix).max())  # dot products, not weights: the scale is theirs
+    np.testing.assert_allclose(view.similarity.colorbar.levels(), (-scale, scale), rtol=1e-5)
+    assert view.curves.minimumHeight() >= 150 and view.norms.minimumHeight() >= 150  # short windows scroll instead
     assert view.heatmap.row_labels[0] == f"0 {trace.src_pieces[0]}"
     qkv = reference.trace(TEXT, TraceOptions(with_qkv=True)).qkv
     embeddings = qkv["encoder.embed"] - trace.positional
