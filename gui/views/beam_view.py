@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from engine.beam_tree import BeamTree
@@ -42,6 +42,7 @@ class BeamView(QWidget):
         self.shape = "encoder-decoder"  # the model's: BERT has no search, GPT-2's tree starts at its prompt
         self.caption = QLabel()
         self.caption.setWordWrap(True)
+        self.caption.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.plot = pg.PlotWidget()
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -90,6 +91,9 @@ class BeamView(QWidget):
     def _render(self) -> None:
         self.plot.clear()
         tree = self.tree
+        self.plot.setVisible(tree is not None)  # no tree: the sentence above says why, over no empty axes
+        layout = self.layout()
+        layout.setStretch(0, 0 if tree is not None else 1)  # the caption takes the room the plot leaves
         if tree is None and self.shape == "encoder-only":
             self.caption.setText(f"<i>{NO_BEAM}</i>")
             return

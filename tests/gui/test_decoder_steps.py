@@ -141,8 +141,10 @@ def test_typing_forgets_the_forced_tokens(window, qtbot):
 def test_the_beam_trees_best_path_is_the_engines_beam_output(window, qtbot, reference):
     show_sentence(qtbot, window)
     before = window.trace
+    assert window.beam_view.plot.isHidden()  # greedy: one sentence says why, over no empty axes
     window.selection_bar.beam_size.setValue(3)
     qtbot.waitUntil(lambda: window.result is not None and window.result.beam is not None, timeout=TIMEOUT_MS)
+    assert not window.beam_view.plot.isHidden()
     tree = window.beam_view.tree
     expected = reference.beam(TEXT, DecodingOptions(beam_size=3))
     assert window.beam_view.best_path_tokens() == tuple(expected.hypotheses[0].tokens)
