@@ -13,11 +13,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Signal
 from PySide6.QtGui import QFontMetricsF, QTransform
 from PySide6.QtWidgets import QGraphicsRectItem
 
 from gui.theme import COLOR_MAP, WEIGHT_LEVELS, plot_colors
+
+FLAT_HEIGHT = 28  # pixels of the keys' axis with flat labels
+MAX_UPRIGHT_HEIGHT = 110  # ... and with upright ones (a longer piece is cut at the top)
 
 
 def visible_labels(
@@ -45,12 +48,50 @@ def visible_labels(
     return sorted(kept)
 
 
+class ColumnAxis(pg.AxisItem):
+    """The keys' axis along the top: labels lie flat while they fit; when a long sentence leaves
+    too little room for that, they stand upright (a quarter turn, reading upwards), so every key
+    keeps its label as long as a line of text fits in its column."""
+
+    def __init__(self) -> None:
+        super().__init__("top")
+        self.upright = False
+
+    def generateDrawSpecs(self, p):
+        specs = super().generateDrawSpecs(p)
+        if not self.upright or specs is None:
+            return specs
+        axis_spec, tick_specs, _ = specs
+        bounds = self.mapRectFromParent(self.geometry())
+        low, high = self.range
+        scale = bounds.width() / ((high - low) or 1.0)
+        bottom = bounds.bottom() - max(0, self.style["tickLength"]) - self.style["tickTextOffset"][1]
+        labels = self._tickLevels[0] if self._tickLevels else []
+        return axis_spec, tick_specs, [(bounds.left() + (v - low) * scale, bottom, text) for v, text in labels]
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs) -> None:
+        if not self.upright:
+            super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
+            return
+        super().drawPicture(p, axisSpec, tickSpecs, [])  # the line and the ticks
+        metrics = QFontMetricsF(p.font())
+        for x, bottom, text in textSpecs:
+            p.save()
+            p.translate(x, bottom)
+            p.rotate(-90)
+            height = metrics.height()
+            p.drawText(
+                QRectF(0, -height / 2, metrics.horizontalAdvance(text) + 2, height), 0x0081, text
+            )  # left, vcenter
+            p.restore()
+
+
 class Heatmap(pg.GraphicsLayoutWidget):
     hovered = Signal(int, int)  # row, column under the mouse; (-1, -1) outside the map
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot = self.addPlot()
+        self.plot = self.addPlot(axisItems={"top": ColumnAxis()})
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -59,7 +100,7 @@ class Heatmap(pg.GraphicsLayoutWidget):
         # keys along the top (read first, like a table header), queries down the left; no fixed
         # axis size, so the axes widen to fit the longest token instead of hiding it
         self.plot.showAxes(True, showValues=(True, True, False, False))
-        self.plot.getAxis("top").setHeight(28)  # room for accents and dotted letters above the map
+        self.plot.getAxis("top").setHeight(FLAT_HEIGHT)  # room for accents and dotted letters above the map
 
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setTransform(QTransform().translate(-0.5, -0.5))
@@ -128,7 +169,15 @@ class Heatmap(pg.GraphicsLayoutWidget):
         widths = [metrics.horizontalAdvance(label) for label in self.column_labels]
         row = self.highlighted_row
         weight = self.matrix[row] if row is not None and 0 <= row < rows else self.matrix.sum(axis=0)
-        shown_columns = visible_labels(widths, size.width() / columns, gap=6.0, priority=weight)
+        cell = size.width() / columns
+        shown_columns = visible_labels(widths, cell, gap=6.0, priority=weight)
+        upright = len(shown_columns) < columns and cell >= metrics.height()  # standing up, more of them fit
+        if upright:
+            shown_columns = visible_labels([metrics.height()] * columns, cell, gap=1.0, priority=weight)
+        height = min(MAX_UPRIGHT_HEIGHT, max(widths, default=0) + 12) if upright else FLAT_HEIGHT
+        if (top.upright, top.height()) != (upright, height):
+            top.upright = upright
+            top.setHeight(height)
         left.setTicks([[(i, self.row_labels[i]) for i in shown_rows], []])
         top.setTicks([[(i, self.column_labels[i]) for i in shown_columns], []])
 
