@@ -286,12 +286,13 @@ class Translator:
         """One head's arithmetic for one query of `trace` (recorded by this model with q/k/v)."""
         return build_walkthrough(trace, head_parameters(self.model, kind, layer, head), kind, layer, head, query)
 
-    def embedding_norms(self, src_ids: Sequence[int]) -> np.ndarray:
-        """Length of each source piece's embedding × √d_model (× 1 without scale_embedding): what the
-        positional row is added to."""
-        ids = torch.tensor([int(i) for i in src_ids], dtype=torch.long, device=self.device)  # (S,)
+    def embedding_norms(self, input_ids: Sequence[int]) -> np.ndarray:
+        """Length of each input piece's embedding × √d_model (× 1 without scale_embedding): what the
+        positional row is added to. The input is the source, or a decoder-only model's sequence."""
+        ids = torch.tensor([int(i) for i in input_ids], dtype=torch.long, device=self.device)  # (P,)
+        table = self.model.tgt_embed if self.cfg.shape == "decoder-only" else self.model.src_embed
         with torch.inference_mode():
-            rows = self.model.src_embed(ids) * self.model.embed_scale  # (S, d)
+            rows = table(ids) * self.model.embed_scale  # (P, d)
         return rows.norm(dim=1).cpu().numpy().astype(np.float64)  # float32 on the device: MPS has no float64
 
     def build_trace(

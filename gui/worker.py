@@ -183,12 +183,16 @@ class TranslationWorker(QObject):
         self.traceReady.emit(request_id, result)
 
     def _trace(self, text: str, request: DecodeRequest) -> TraceResult:
-        from engine.decoding import DecodingOptions
+        from dataclasses import replace
+
         from engine.translator import TraceOptions
 
         continues = self._translator.cfg.shape == "decoder-only"
-        decoding = DecodingOptions(
-            beam_size=request.beam_size, max_new_tokens=request.max_new_tokens if continues else None
+        # the model's own defaults (a Marian folder's length penalty and limit), the user's beam size
+        decoding = replace(
+            self._translator.default_decoding,
+            beam_size=request.beam_size,
+            max_new_tokens=request.max_new_tokens if continues else None,
         )
         options = TraceOptions(decoding=decoding, forced_prefix=request.forced_prefix, with_qkv=request.with_qkv)
         translation = self._translator.run(text, options, draft=self._draft)
@@ -197,22 +201,9 @@ class TranslationWorker(QObject):
             trace=trace,
             request=request,
             beam=translation.beam,
-            embedding_norms=self._embedding_norms(trace),
+            embedding_norms=self._translator.embedding_norms(trace.input_ids),
             positional_norms=np.linalg.norm(trace.positional.astype(np.float64), axis=1),
         )
-
-    def _embedding_norms(self, trace: Trace) -> np.ndarray:
-        """‖embedding × scale‖ of each input piece. GPT-2 reads its input through the decoder's
-        embedding, which `Translator.embedding_norms` (the source's) does not look up."""
-        if trace.shape != "decoder-only":
-            return self._translator.embedding_norms(trace.input_ids)
-        import torch
-
-        model = self._translator.model
-        ids = torch.tensor(trace.input_ids.tolist(), dtype=torch.long, device=self._translator.device)  # (T,)
-        with torch.inference_mode():
-            rows = model.tgt_embed(ids) * model.embed_scale  # (T, d_model)
-        return rows.norm(dim=1).cpu().numpy().astype(np.float64)
 
     @Slot(int, object, str, int, int, int)
     def walkthrough(self, request_id: int, trace: Trace, kind: str, layer: int, head: int, query: int) -> None:

@@ -113,3 +113,22 @@ def test_the_worker_computes_with_its_share_of_the_threads(client, qtbot, monkey
     client.translate("je suis étudiant")
     qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT_MS)
     assert seen == [worker_threads()]
+
+
+def test_the_worker_decodes_with_the_models_own_defaults(tiny_model_dir):
+    """A Marian folder's length penalty and limits reach the app's traces; the beam size is the user's."""
+    from dataclasses import replace
+
+    from gui.worker import DecodeRequest, LatestRequest, TranslationWorker
+
+    translator = Translator.from_directory(tiny_model_dir, "cpu")
+    translator.loaded = replace(
+        translator.loaded, decoding=replace(translator.default_decoding, length_penalty=1.7, max_len_b=3)
+    )
+    seen = []
+    original = translator.run
+    translator.run = lambda text, options, draft=None: seen.append(options.decoding) or original(text, options, draft)
+    worker = TranslationWorker(LatestRequest(), LatestRequest())
+    worker._translator = translator
+    worker._trace("Le chien dort.", DecodeRequest(beam_size=2))
+    assert (seen[0].length_penalty, seen[0].max_len_b, seen[0].beam_size) == (1.7, 3, 2)
