@@ -16,12 +16,16 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from broken_model_builders import Payload, payload_marker
+from broken_hf_weights import (  # noqa: F401 (collected into BREAKERS)
+    break_bin_only,
+    break_missing_weights,
+    break_sharded,
+    break_truncated_weights,
+)
 from model_fixtures import ENGLISH
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -125,29 +129,6 @@ def _tensors(d: Path, edit) -> None:
 def _vocab_lines(d: Path, edit) -> None:
     lines = (d / "vocab.txt").read_text(encoding="utf-8").splitlines()
     (d / "vocab.txt").write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
-
-
-def break_truncated_weights(d: Path) -> str:
-    data = (d / WEIGHTS).read_bytes()
-    (d / WEIGHTS).write_bytes(data[: len(data) // 2])
-    return "model.safetensors: truncated"
-
-
-def break_missing_weights(d: Path) -> str:
-    (d / WEIGHTS).unlink()
-    return "missing model.safetensors"
-
-
-def break_bin_only(d: Path) -> str:
-    (d / WEIGHTS).unlink()
-    (d / "pytorch_model.bin").write_bytes(pickle.dumps(Payload(payload_marker(d))))
-    return "pytorch_model.bin: pickled weights are refused"
-
-
-def break_sharded(d: Path) -> str:
-    (d / WEIGHTS).rename(d / "model-00001-of-00001.safetensors")
-    (d / f"{WEIGHTS}.index.json").write_text("{}")
-    return "sharded safetensors weights are not supported"
 
 
 def break_a_config_that_lies_about_size(d: Path) -> str:

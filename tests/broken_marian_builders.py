@@ -5,11 +5,15 @@ tests/engine/test_marian_broken.py and the report's table."""
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Callable
 from pathlib import Path
 
-from broken_model_builders import Payload, payload_marker
+from broken_hf_weights import (  # noqa: F401 (collected into BREAKERS)
+    break_bin_only,
+    break_missing_weights,
+    break_sharded,
+    break_truncated_weights,
+)
 
 WEIGHTS = "model.safetensors"
 
@@ -48,18 +52,6 @@ def break_missing_vocab(d: Path) -> str:
     return "missing tokenizer file vocab.json"
 
 
-def break_bin_only(d: Path) -> str:
-    (d / WEIGHTS).unlink()
-    (d / "pytorch_model.bin").write_bytes(pickle.dumps(Payload(payload_marker(d))))
-    return "pytorch_model.bin: pickled weights are refused"
-
-
-def break_sharded(d: Path) -> str:
-    (d / WEIGHTS).rename(d / "model-00001-of-00001.safetensors")
-    (d / f"{WEIGHTS}.index.json").write_text("{}")
-    return "sharded safetensors weights are not supported"
-
-
 def break_wrong_shapes(d: Path) -> str:
     _config(d, encoder_ffn_dim=48, decoder_ffn_dim=48)
     return "has shape [64, 32], the config implies [48, 32]"
@@ -73,12 +65,6 @@ def break_billion_layers(d: Path) -> str:
 def break_huge_vocab(d: Path) -> str:
     _config(d, vocab_size=10**12, decoder_vocab_size=10**12)
     return "describes at least"
-
-
-def break_truncated(d: Path) -> str:
-    data = (d / WEIGHTS).read_bytes()
-    (d / WEIGHTS).write_bytes(data[: len(data) // 2])
-    return "truncated"
 
 
 def break_activation(d: Path) -> str:
