@@ -18,7 +18,13 @@ def add_train_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     p.add_argument("--target-lang", default="en")
     p.add_argument("--spm", type=Path, help="reuse this SentencePiece model instead of training one")
     p.add_argument("--vocab-size", type=int, default=8000)
-    p.add_argument("--spm-alpha", type=float, default=0.0, help="SentencePiece sampling α (0: off)")
+    p.add_argument(
+        "--spm-alpha",
+        type=float,
+        default=0.0,
+        help="SentencePiece sampling α over every segmentation (0: off); 0.5 keeps pieces near their usual "
+        "length, 0.1 is nearly uniform and breaks words apart (see the model cards' round 3a)",
+    )
     p.add_argument("--init-from", type=Path, help="start from this model directory's weights (fresh optimiser)")
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--d-ff", type=int, default=1024)
