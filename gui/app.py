@@ -7,6 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
@@ -68,4 +69,12 @@ def run(
     wake.timeout.connect(lambda: None)
     wake.start(250)
     window.show()
-    return app.exec()
+    code = app.exec()
+    # Take the window down here, in a fixed order, while Python is still whole: left to the
+    # interpreter's exit, Qt objects die in an arbitrary order and a run whose work is done (the
+    # screenshot written) could still end with a segmentation fault (seen once in CI).
+    wake.stop()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    window.shutdown()
+    shiboken6.delete(window)
+    return code

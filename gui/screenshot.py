@@ -54,6 +54,7 @@ def save_when_shown(
         if path is not None:
             window.statusBar().clearMessage()
             window.latency_label.setText("")
+            QApplication.sendPostedEvents()  # the status bar is laid out again before the grab
             if not window.grab().save(str(path)):
                 print(f"error: could not write the screenshot {path}", file=sys.stderr)
                 app.exit(1)
