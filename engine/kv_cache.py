@@ -2,34 +2,65 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
+
+MIN_CAPACITY = 32  # target positions a self-attention slot has room for at first
 
 
 class KVSlot:
     """Keys and values of one attention in one decoder layer, kept between decoding steps.
 
-    A self-attention slot grows by one position per step; a cross-attention slot is filled once
-    from the encoder output and reused.
+    A self-attention slot grows by the positions of each step. It writes them into a buffer with
+    room to spare (doubled when full), so a step copies only its own keys and values instead of the
+    whole history; `k` and `v` are views of the positions held. A cross-attention slot is filled
+    once from the encoder output and reused.
     """
 
     def __init__(self, grows: bool) -> None:
         self.grows = grows
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
+        self.length = 0  # positions held
+        self._keys: Tensor | None = None  # (B, H, capacity, d_k); the first `length` positions are held
+        self._values: Tensor | None = None
+
+    @property
+    def k(self) -> Tensor | None:
+        return None if self._keys is None else self._keys[:, :, : self.length]  # (B, H, length, d_k)
+
+    @property
+    def v(self) -> Tensor | None:
+        return None if self._values is None else self._values[:, :, : self.length]
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if self.k is not None and self.v is not None:
-            if not self.grows:
-                return self.k, self.v
-            k = torch.cat([self.k, k], dim=2)  # (B, H, t + 1, d_k)
-            v = torch.cat([self.v, v], dim=2)
-        self.k, self.v = k, v
-        return k, v
+        """Add the keys and values (B, H, n, d_k) of new positions; return all held (views)."""
+        if not self.grows:
+            if self._keys is None:  # the encoder output's keys, computed at the first step
+                self._keys, self._values, self.length = k, v, k.size(2)
+            return self.k, self.v  # type: ignore[return-value]
+        end = self.length + k.size(2)
+        if self._keys is None or self._values is None or end > self._keys.size(2) or k.size(0) != self._keys.size(0):
+            self._reserve(k, v, end)
+        assert self._keys is not None and self._values is not None
+        self._keys[:, :, self.length : end] = k
+        self._values[:, :, self.length : end] = v
+        self.length = end
+        return self.k, self.v  # type: ignore[return-value]
+
+    def _reserve(self, k: Tensor, v: Tensor, needed: int) -> None:
+        """New buffers with room for at least `needed` positions, holding what is held now."""
+        B, H, _, d_k = k.shape
+        capacity = max(MIN_CAPACITY, needed, 2 * (0 if self._keys is None else self._keys.size(2)))
+        keys, values = k.new_empty(B, H, capacity, d_k), v.new_empty(B, H, capacity, v.size(-1))
+        if self.length:
+            keys[:, :, : self.length] = self.k
+            values[:, :, : self.length] = self.v
+        self._keys, self._values = keys, values
+
+    def truncate(self, length: int) -> None:
+        self.length = min(self.length, length)
 
     def reorder(self, index: Tensor) -> None:
-        if self.k is not None and self.v is not None:
-            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+        if self._keys is not None and self._values is not None:
+            self._keys, self._values = self._keys.index_select(0, index), self._values.index_select(0, index)
 
 
 class DecoderCache:
@@ -41,14 +72,12 @@ class DecoderCache:
 
     @property
     def length(self) -> int:
-        k = self.self_attn[0].k
-        return 0 if k is None else k.size(2)
+        return self.self_attn[0].length if self.self_attn else 0
 
     def truncate(self, length: int) -> None:
         """Forget every target position from `length` on (a draft was rejected there)."""
         for slot in self.self_attn:
-            if slot.k is not None and slot.v is not None:
-                slot.k, slot.v = slot.k[:, :, :length], slot.v[:, :, :length]  # (B, H, length, d_k)
+            slot.truncate(length)
 
     def reorder(self, index: Tensor) -> None:
         """Keep the batch rows in `index` (beam search picks which hypotheses survive)."""

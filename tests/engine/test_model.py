@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.kv_cache import MIN_CAPACITY
 from engine.model import ActivationCache, ModelConfig, MultiHeadAttention, Transformer, attention
 from engine.positional import sinusoidal_table
 
@@ -143,6 +144,28 @@ def test_tied_output_shares_the_embedding():
     assert untied.output.weight is not untied.tgt_embed.weight
 
 
+def test_cache_grows_past_its_first_buffer_and_rewrites_after_truncation():
+    """Chunks of several positions, more positions than the slot's first buffer holds, a batch of
+    two, and a rejected tail written over: the logits stay those of the full pass."""
+    model = tiny_model(max_positions=3 * MIN_CAPACITY)
+    src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
+    tgt = torch.randint(4, 50, (2, 2 * MIN_CAPACITY + 5))
+    tgt[:, 0] = 2
+    full = model(src, tgt)
+    memory, cache = model.encode(src), model.new_cache()
+    parts, start = [], 0
+    for size in [1, 3, MIN_CAPACITY, 1, 7, 2 * MIN_CAPACITY]:
+        chunk = tgt[:, start : start + size]
+        if not chunk.size(1):
+            break
+        model.decode(torch.randint(4, 50, chunk.shape), memory, src, cache=cache)  # a wrong guess ...
+        cache.truncate(start)  # ... forgotten
+        parts.append(model.decode(chunk, memory, src, cache=cache))
+        start += chunk.size(1)
+    assert cache.length == tgt.size(1)
+    torch.testing.assert_close(torch.cat(parts, dim=1), full)
+
+
 def test_freezing_for_inference_keeps_the_logits():
     model = tiny_model()
     src, tgt = torch.tensor([[5, 6, 7, 3]]), torch.tensor([[2, 11, 12]])
@@ -150,6 +173,7 @@ def test_freezing_for_inference_keeps_the_logits():
     model.train()
     model.freeze_for_inference()
     assert not model.training
+    assert not any(isinstance(module, torch.nn.Dropout) for module in model.modules())
     torch.testing.assert_close(model(src, tgt), before)
     memory, cache = model.encode(src), model.new_cache()
     torch.testing.assert_close(model.decode(tgt[:, :1], memory, src, cache=cache), before[:, :1])  # one row
