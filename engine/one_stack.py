@@ -102,26 +102,33 @@ def continue_prompt(
     top: int,
     with_qkv: bool,
     device: torch.device,
+    forced: list[int] | None = None,
 ) -> tuple[dict, BeamResult | None]:
     """Trace fields of a decoder-only model continuing `prompt` greedily (or by beam search), and
-    the beam result when there was one. The maps come from one pass over prompt + output."""
+    the beam result when there was one. The maps come from one pass over prompt + output.
+
+    `forced` (new tokens the user chose) starts the continuation; greedy decoding goes on after it,
+    as a translator does after a forced prefix. The new-token limit counts the forced ones."""
     cfg = model.cfg
     if options.max_new_tokens is None:
         options = replace(options, max_new_tokens=DEFAULT_NEW_TOKENS)
+    forced = list(forced or [])
     src = torch.tensor([prompt], dtype=torch.long, device=device)  # only its length is read
     beam = None
     with torch.inference_mode():
-        if options.beam_size > 1:
+        if options.beam_size > 1 and not forced:
             beam = beam_search(model, src, options, None, start=prompt)
             generated = beam.hypotheses[0].tokens
         else:
-            generated = greedy_decode(model, src, options, start=prompt)[0]
+            generated = greedy_decode(model, src, options, prefix=forced, start=prompt)[0]
         sequence = prompt + generated[:-1]  # what the model read: the last output is never fed back
         capture = ActivationCache(with_qkv=with_qkv)
         logits = model.decode(torch.tensor([sequence], device=device), None, src, capture)[0]  # (T, V)
     T, G = len(sequence), len(generated)
     log_probs = logits[T - G :].log_softmax(dim=-1)  # (G, V): the rows that chose the outputs
     label = f"beam {options.beam_size}" if beam is not None else "greedy"
+    if forced:
+        label = f"forced prefix of {len(forced)}"
     fields = {
         "translation": tokenizer.decode_target(generated),
         "src_ids": np.zeros(0, dtype=np.int64),

@@ -251,7 +251,14 @@ class Translator:
             beam = None
         else:
             fields, beam = continue_prompt(
-                self.model, self.tokenizer, source.ids, options.decoding, options.top_k, options.with_qkv, self.device
+                self.model,
+                self.tokenizer,
+                source.ids,
+                options.decoding,
+                options.top_k,
+                options.with_qkv,
+                self.device,
+                list(options.forced_prefix),
             )
         trace = one_stack_trace(text, self.name, self.device, source.truncated, fields)
         tree = beam_tree(beam, options.decoding.beam_size, self.tokenizer.target_pieces) if beam is not None else None

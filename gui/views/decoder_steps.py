@@ -5,7 +5,8 @@ and the masked self-attention row with the future positions shown as masked.
 The same timeline serves the other two shapes: GPT-2's continuation, one step per new token (the
 prompt is context; the row is the position that chose the token, over the prompt and the tokens so
 far), and BERT's [MASK]s, one step per mask with its fillers and the mask's row of encoder
-self-attention over the whole text. Neither has cross-attention, and their candidates are not forced.
+self-attention over the whole text. Neither has cross-attention; GPT-2's candidates can be forced
+(decoding goes on from them), BERT's fillers are only shown.
 
 The step lives in ViewState.step (0-based output index; its query row is `step_row`); the layer and
 head are the ViewState's.
@@ -281,8 +282,9 @@ class DecoderStepsView(QWidget):
 
     @property
     def forcing_allowed(self) -> bool:
-        """A translator's candidates can be forced; BERT's fillers and GPT-2's tokens only shown."""
-        return self.trace is not None and self.trace.shape == "encoder-decoder"
+        """A translator's and GPT-2's candidates can be forced (decoding goes on from them); BERT's
+        fillers are only shown: nothing is decoded after them."""
+        return self.trace is not None and self.trace.shape != "encoder-only"
 
     def _on_topk_clicked(self, event) -> None:
         if not self.forcing_allowed or not self.topk_probs.size:

@@ -194,6 +194,21 @@ def test_outputs_align_with_what_the_model_read(folder, translator):
     assert trace.prediction_at("dec_self", T - G - 1) is None  # a prompt row before the last predicts nothing
 
 
+def test_forced_tokens_start_the_continuation_and_generate_goes_on_from_them(folder, translator):
+    """Clicking a candidate forces it: the continuation starts with the forced tokens, and what
+    follows is generate()'s greedy continuation of the prompt plus those tokens."""
+    prompt_ids = folder.tokenizer(SENTENCE)["input_ids"]
+    free = continuation(translator, SENTENCE, 8).trace
+    forced = (free.out_ids[0].item(), int(free.topk_ids[1, 1]))  # the first token, then a runner-up
+    options = TraceOptions(decoding=DecodingOptions(max_new_tokens=8), forced_prefix=forced)
+    trace = translator.run(SENTENCE, options).trace
+    out = trace.out_ids.tolist()
+    assert tuple(out[:2]) == forced and len(out) == 8
+    assert out[2:] == generate(folder.reference, prompt_ids + list(forced), 6)
+    assert trace.decoding == "forced prefix of 2, 8 new tokens"
+    assert trace.tgt_ids.tolist() == prompt_ids + out[:-1]  # the maps cover what the model read
+
+
 def test_a_continuation_stops_at_the_end_token_as_generate_does(tmp_path):
     """A folder whose final LayerNorm leans towards <|endoftext|>, so that some prompts end early."""
     built = build_gpt2(tmp_path / "ending-gpt2", seed=3)

@@ -122,6 +122,12 @@ def test_gpt2_steps_through_its_continuation(holder, traces):
         np.testing.assert_allclose(steps.self_row, trace.dec_self[0, 0, row])  # layer 1, head 1
         assert steps.cross_plot.isHidden() and steps.cross_row.size == 0
         assert "prompt:" in steps.output.text() and f"[{trace.out_pieces[step]}]" in steps.output.text()
+    forced = []
+    steps.forceRequested.connect(lambda *args: forced.append(args))
+    steps.slider.setValue(3)
+    steps.force_candidate(1)
+    assert forced == [(2, int(trace.topk_ids[2, 1]))]  # step 3's runner-up: decoding goes on from it
+    assert "click to force" in steps.candidates_title.text()
 
 
 @pytest.mark.parametrize("shape", list(N_LAYERS))

@@ -98,8 +98,19 @@ def test_a_gpt2_folder_offers_its_one_kind_and_continues_the_prompt(make_window,
     qtbot.waitUntil(lambda: not window.exporting, timeout=TIMEOUT_MS)
     assert errors == [""] * 4 and all((tmp_path / f"{w}.png").stat().st_size > 1000 for w in ("grid", "step"))
 
+    steps.slider.setValue(2)  # click the runner-up of new token 2: the continuation goes on from it
+    runner_up = int(trace.topk_ids[1, 1])
+    steps.force_candidate(1)
+    qtbot.waitUntil(lambda: window.trace is not trace, timeout=TIMEOUT_MS)
+    forced = window.trace
+    assert forced.out_ids[:2].tolist() == [trace.out_ids[0], runner_up]
+    assert forced.decoding.startswith("forced prefix of 2") and steps.reset.isVisible()
+    steps.reset.click()
+    qtbot.waitUntil(lambda: window.trace is not forced, timeout=TIMEOUT_MS)
+    assert window.trace.out_pieces == trace.out_pieces
+
     window.selection_bar.beam_size.setValue(3)  # the beam width keeps working: a search tree
-    qtbot.waitUntil(lambda: window.trace is not trace and window.beam_view.tree is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.beam_view.tree is not None, timeout=TIMEOUT_MS)
     assert window.trace.decoding.startswith("beam 3")
 
 
