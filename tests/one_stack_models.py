@@ -1,6 +1,5 @@
 """Tiny BERT-like and GPT-2-like Translators on a character tokenizer, built in memory (no loader, no
-download): traces of the two one-stack shapes for the views' tests. Qt-free. The same builder as
-tests/engine/test_analysis.py's (tests/gui and tests/engine do not import each other)."""
+download): traces of the two one-stack shapes for the engine's and the views' tests. Qt-free."""
 
 from __future__ import annotations
 
@@ -41,6 +40,8 @@ class CharTokenizer:
 
 
 def one_stack_translator(shape: str, seed: int = 0) -> Translator:
+    """A tiny random BERT-like (encoder-only, MLM head) or GPT-2-like (decoder-only, pre-norm)
+    Translator with learned positions, on the character tokenizer above."""
     torch.manual_seed(seed)
     common = dict(
         src_vocab_size=50, tgt_vocab_size=50, d_model=16, n_heads=2, d_ff=32, max_positions=64,
@@ -49,7 +50,7 @@ def one_stack_translator(shape: str, seed: int = 0) -> Translator:
     if shape == "encoder-only":
         cfg = ModelConfig(
             **common, n_encoder_layers=2, n_decoder_layers=0, type_vocab_size=2, embed_norm=True,
-            mlm_transform=True, final_logits_bias=True, activation="gelu",
+            mlm_transform=True, final_logits_bias=True, activation="gelu", norm_eps=1e-12,
         )  # fmt: skip
     else:
         cfg = ModelConfig(**common, n_encoder_layers=0, n_decoder_layers=3, norm="pre", activation="gelu_tanh")
