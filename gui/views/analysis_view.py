@@ -103,7 +103,7 @@ class AnalysisView(QWidget):
         self.importance_titles = {kind: QLabel() for kind in ATTENTION_KINDS}
         for title in self.importance_titles.values():
             title.setWordWrap(True)  # BERT without a [MASK] says why in a sentence
-        self.coverage_plot = pg.PlotWidget()
+        self.coverage_plot = pg.PlotWidget(enableMenu=False)
         self.coverage_line = QLabel()
         self.coverage_line.setObjectName("coverageFlags")
         self.coverage_line.setWordWrap(True)

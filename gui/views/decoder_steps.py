@@ -187,8 +187,7 @@ class DecoderStepsView(QWidget):
         return grid
 
     def _plot(self, title: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget()
-        plot.setMenuEnabled(False)
+        plot = pg.PlotWidget(enableMenu=False)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setTitle(title)

@@ -91,8 +91,8 @@ class Heatmap(pg.GraphicsLayoutWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot = self.addPlot(axisItems={"top": ColumnAxis()})
-        self.plot.setMenuEnabled(False)
+        # no context menu (every plot of the app goes without: built, they cost start-up time)
+        self.plot = self.addPlot(axisItems={"top": ColumnAxis()}, enableMenu=False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.invertY(True)
