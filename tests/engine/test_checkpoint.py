@@ -8,7 +8,7 @@ import pytest
 import torch
 from broken_model_builders import BREAKERS, Payload, break_lying_sizes, payload_marker, variant_name
 
-from engine.checkpoint import ModelLoadError, load_model, resolve_device
+from engine.checkpoint import ModelLoadError, all_finite, load_model, resolve_device
 from engine.translator import Translator
 
 
@@ -130,3 +130,13 @@ def test_a_tokenizer_that_hangs_the_native_library_is_refused(model_copy, monkey
     monkeypatch.setattr(engine.tokenizer, "CHILD_TIMEOUT_S", 1.0)
     with pytest.raises(ModelLoadError, match="hangs"):
         load_model(model_copy, "cpu")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_one_bad_value_anywhere_is_not_finite(bad):
+    weights = torch.randn(1000)
+    assert all_finite(weights)
+    for index in (0, 517, 999):
+        broken = weights.clone()
+        broken[index] = bad
+        assert not all_finite(broken)
