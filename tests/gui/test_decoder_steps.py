@@ -253,16 +253,28 @@ def test_the_walkthrough_tab_follows_the_selection_and_the_query_token(window, q
     assert window.walkthrough_view.query.currentIndex() == 2
 
 
-def test_the_step_rows_label_every_piece_that_fits_and_thin_the_rest(window, qtbot):
+def test_the_step_rows_label_every_piece_on_one_line_then_two_then_thin_the_rest(window, qtbot):
     window.resize(1200, 800)
     show_sentence(qtbot, window, "je suis étudiant")
     steps = window.decoder_steps
     axis = steps.cross_plot.getAxis("bottom")
-    assert [label for _, label in axis._tickLevels[0]] == window.trace.src_pieces  # short: all of them
-    long_text = " ".join(["je suis étudiant et tu es mon ami"] * 12)
-    show_sentence(qtbot, window, long_text)
+    one_line_height = axis.height()
+    assert [label for _, label in axis._tickLevels[0]] == window.trace.src_pieces  # short: all of them, one line
+
+    show_sentence(qtbot, window, "je suis étudiant et tu es mon ami")
+    pieces = window.trace.src_pieces
+    shown = axis._tickLevels[0]
+    assert [i for i, _ in shown] == list(range(len(pieces)))  # every bar keeps its label ...
+    assert all(label == ("\n" if i % 2 else "") + pieces[i] for i, label in shown)  # ... every other one lower
+    qtbot.waitUntil(lambda: axis.height() > one_line_height)  # the axis makes room for the second line
+
+    show_sentence(qtbot, window, " ".join(["je suis étudiant et tu es mon ami"] * 12))
     pieces = window.trace.src_pieces
     shown = axis._tickLevels[0]
     assert 1 < len(shown) < len(pieces)  # thinned instead of piled on each other
-    assert all(pieces[i] == label for i, label in shown)  # each label still sits under its own bar
+    assert all(pieces[i] == label.lstrip("\n") for i, label in shown)  # each label still sits under its own bar
     assert int(np.argmax(steps.cross_row)) in [i for i, _ in shown]  # the most attended piece keeps its label
+
+    show_sentence(qtbot, window, "je suis étudiant")
+    qtbot.waitUntil(lambda: axis.height() == one_line_height)  # one line again
+    assert not any("\n" in label for _, label in axis._tickLevels[0])
