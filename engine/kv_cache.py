@@ -33,27 +33,28 @@ class KVSlot:
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Add the keys and values (B, H, n, d_k) of new positions; return all held (views)."""
         if not self.grows:
-            if self._keys is None:  # the encoder output's keys, computed at the first step
+            if self._keys is None or self._values is None:  # the encoder output's, at the first step
                 self._keys, self._values, self.length = k, v, k.size(2)
-            return self.k, self.v  # type: ignore[return-value]
+            return self._keys, self._values
         end = self.length + k.size(2)
-        if self._keys is None or self._values is None or end > self._keys.size(2) or k.size(0) != self._keys.size(0):
-            self._reserve(k, v, end)
-        assert self._keys is not None and self._values is not None
-        self._keys[:, :, self.length : end] = k
-        self._values[:, :, self.length : end] = v
+        keys, values = self._keys, self._values
+        if keys is None or values is None or end > keys.size(2) or k.size(0) != keys.size(0):
+            keys, values = self._reserve(k, v, end)
+        keys[:, :, self.length : end] = k
+        values[:, :, self.length : end] = v
         self.length = end
-        return self.k, self.v  # type: ignore[return-value]
+        return keys[:, :, :end], values[:, :, :end]
 
-    def _reserve(self, k: Tensor, v: Tensor, needed: int) -> None:
+    def _reserve(self, k: Tensor, v: Tensor, needed: int) -> tuple[Tensor, Tensor]:
         """New buffers with room for at least `needed` positions, holding what is held now."""
         B, H, _, d_k = k.shape
         capacity = max(MIN_CAPACITY, needed, 2 * (0 if self._keys is None else self._keys.size(2)))
         keys, values = k.new_empty(B, H, capacity, d_k), v.new_empty(B, H, capacity, v.size(-1))
-        if self.length:
-            keys[:, :, : self.length] = self.k
-            values[:, :, : self.length] = self.v
+        if self._keys is not None and self._values is not None and self.length:
+            keys[:, :, : self.length] = self._keys[:, :, : self.length]
+            values[:, :, : self.length] = self._values[:, :, : self.length]
         self._keys, self._values = keys, values
+        return keys, values
 
     def truncate(self, length: int) -> None:
         self.length = min(self.length, length)
