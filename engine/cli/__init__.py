@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engine.cli.analyze import add_analyze_parser, run_analyze
 from engine.cli.export import add_export_arguments, run_export
-from engine.cli.train import add_train_parser, run_train
+from engine.cli.train import add_average_parser, add_train_parser, run_average, run_train
 from engine.cli.translate import add_evaluate_parser, add_translate_parser, run_evaluate, run_translate
 from engine.devices import DEVICE_CHOICES, DEVICE_HELP
 
@@ -68,6 +68,7 @@ def build_parser(prog: str = "python -m engine", gui: Handler | None = None) -> 
     add_translate_parser(commands).set_defaults(handler=run_translate)
     add_evaluate_parser(commands).set_defaults(handler=run_evaluate)
     add_train_parser(commands).set_defaults(handler=run_train)
+    add_average_parser(commands).set_defaults(handler=run_average)
     export = commands.add_parser(
         "export", help="write attention figures (PNG, SVG, PDF) and trace data headless; no display needed"
     )

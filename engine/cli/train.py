@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -106,4 +107,27 @@ def run_train(args: argparse.Namespace) -> int:
     )
     progress = train(options)
     print(f"trained {progress['step']} steps; best dev BLEU {progress['best_bleu']:.2f}; model in {args.out}")
+    return 0
+
+
+def add_average_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = commands.add_parser(
+        "average", help="a model whose weights are the mean of several checkpoints of it (Popel & Bojar 2018)"
+    )
+    p.add_argument("weights", type=Path, nargs="+", help="model directories or .safetensors snapshots to average")
+    p.add_argument("--model", type=Path, required=True, help="the model directory whose config and tokenizer to use")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    return p
+
+
+def run_average(args: argparse.Namespace) -> int:
+    from engine.checkpoint import ModelLoadError
+    from engine.training.train import average_models
+
+    try:
+        average_models(args.model, args.weights, args.out)
+    except ModelLoadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: the mean of {len(args.weights)} checkpoints")
     return 0

@@ -28,7 +28,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 
-from engine.checkpoint import ModelInfo, load_model, save_model, unique_state
+from engine.checkpoint import (
+    WEIGHTS_FILE,
+    ModelInfo,
+    build_for_weights,
+    load_model,
+    load_weights,
+    save_model,
+    unique_state,
+)
 from engine.files import write_atomic
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
@@ -110,6 +118,29 @@ def average_state(paths: list[Path]) -> dict[str, torch.Tensor]:
         for name, tensor in load_file(str(path)).items():
             total[name] = total.get(name, 0) + tensor.double()
     return {name: (tensor / len(paths)).float() for name, tensor in total.items()}
+
+
+def average_models(directory: Path, weights: list[Path], out_dir: Path) -> Path:
+    """Write to `out_dir` the model of `directory` (one of ours) with the element-wise mean of
+    `weights` (model directories or weight files of the same shapes, e.g. the snapshots of several
+    rounds of training); each is checked as a model's own weights are. Returns `out_dir`."""
+    loaded = load_model(directory, "cpu")
+    files = [path / WEIGHTS_FILE if path.is_dir() else path for path in weights]
+    total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in unique_state(loaded.model).items()}
+    for path in files:
+        model = build_for_weights(loaded.model.cfg, path)
+        load_weights(model, path)
+        for name, tensor in unique_state(model).items():
+            total[name] += tensor.double()
+    with torch.no_grad():
+        for name, target in unique_state(loaded.model).items():
+            target.copy_(total[name] / len(files))
+    info = replace(loaded.info, name=out_dir.name)
+    averaged = ["/".join(path.parts[-3:]) for path in files]  # where each came from, without the home folder
+    save_model(loaded.model, out_dir, info, extra={"averaged": averaged})
+    for file_name in {info.source_tokenizer, info.target_tokenizer}:
+        shutil.copyfile(directory / file_name, out_dir / file_name)
+    return out_dir
 
 
 LOG_FIELDS = ("step", "epoch", "elapsed_min", "lr", "train_loss", "dev_bleu", "checkpoint")

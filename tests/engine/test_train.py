@@ -11,13 +11,14 @@ from subprocess import PIPE
 
 import pytest
 import torch
-from model_fixtures import tiny_pairs
-from safetensors.torch import load_file
+from model_fixtures import build_tiny_model, tiny_pairs
+from safetensors.torch import load_file, save_file
 
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import Tokenizer
 from engine.training.data import collate, encode_pairs, make_batches, read_pairs
 from engine.training.train import TrainOptions, batch_loss, noam_lr, train
+from engine.translator import Translator
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ModelConfig(
@@ -192,3 +193,32 @@ def test_the_training_log_draws_as_a_curve(tmp_path):
     path = save_training_curve(tmp_path / "log.csv", tmp_path / "curve.png", "tiny")
     with Image.open(path) as image:
         assert image.size[0] > 500 and len(image.convert("RGB").getcolors(1 << 16)) > 20
+
+
+def run_engine(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+
+
+def test_average_writes_the_mean_of_checkpoints_as_a_model_that_translates(tiny_model_dir, tmp_path):
+    other = build_tiny_model(tmp_path / "other", seed=5)
+    snapshot = tmp_path / "snapshot.safetensors"
+    first, second = load_file(str(tiny_model_dir / "model.safetensors")), load_file(str(other / "model.safetensors"))
+    save_file({name: 3 * tensor for name, tensor in first.items()}, str(snapshot))
+    out = tmp_path / "averaged"
+    result = run_engine("average", "--model", tiny_model_dir, "--out", out, tiny_model_dir, other, snapshot)
+    assert result.returncode == 0, result.stderr
+    averaged = load_file(str(out / "model.safetensors"))
+    for name, tensor in first.items():
+        torch.testing.assert_close(averaged[name], (tensor + second[name] + 3 * tensor) / 3)
+    assert json.loads((out / "config.json").read_text())["averaged"][-1].endswith("snapshot.safetensors")
+    assert Translator.from_directory(out, "cpu").translate(["je suis étudiant"])[0]  # it loads and translates
+
+
+def test_average_refuses_weights_of_another_shape_in_one_line(tiny_model_dir, tmp_path):
+    wider = build_tiny_model(tmp_path / "wider", d_ff=48)
+    result = run_engine("average", "--model", tiny_model_dir, "--out", tmp_path / "out", tiny_model_dir, wider)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "error: " in result.stderr and "shape" in result.stderr
+    assert not (tmp_path / "out").exists()
