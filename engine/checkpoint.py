@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from engine.decoding import DecodingOptions
@@ -102,14 +101,20 @@ def unique_state(model: Transformer) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_model(model: Transformer, directory: Path, info: ModelInfo, extra: dict | None = None) -> None:
-    """Write config.json and model.safetensors (the tokenizer files are copied by the caller)."""
+def save_model(
+    model: Transformer,
+    directory: Path,
+    info: ModelInfo,
+    extra: dict | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> None:
+    """Write config.json and model.safetensors (the tokenizer files are copied by the caller);
+    `dtype` float16 halves the file, and the loader converts back to float32."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in unique_state(model).items()}
-    tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT_NAME})
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    state = {name: t.detach().to("cpu", dtype).contiguous() for name, t in unique_state(model).items()}
+    # through write_atomic: a normal file mode (save_file's is private, 0600) and never half written
+    write_atomic(directory / WEIGHTS_FILE, save(state, metadata={"format": FORMAT_NAME}))
     config = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

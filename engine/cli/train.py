@@ -117,15 +117,18 @@ def add_average_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("weights", type=Path, nargs="+", help="model directories or .safetensors snapshots to average")
     p.add_argument("--model", type=Path, required=True, help="the model directory whose config and tokenizer to use")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    p.add_argument("--float16", action="store_true", help="store the weights as float16 (half the file size)")
     return p
 
 
 def run_average(args: argparse.Namespace) -> int:
+    import torch
+
     from engine.checkpoint import ModelLoadError
     from engine.training.train import average_models
 
     try:
-        average_models(args.model, args.weights, args.out)
+        average_models(args.model, args.weights, args.out, torch.float16 if args.float16 else torch.float32)
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

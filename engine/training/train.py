@@ -120,10 +120,11 @@ def average_state(paths: list[Path]) -> dict[str, torch.Tensor]:
     return {name: (tensor / len(paths)).float() for name, tensor in total.items()}
 
 
-def average_models(directory: Path, weights: list[Path], out_dir: Path) -> Path:
+def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: torch.dtype = torch.float32) -> Path:
     """Write to `out_dir` the model of `directory` (one of ours) with the element-wise mean of
     `weights` (model directories or weight files of the same shapes, e.g. the snapshots of several
-    rounds of training); each is checked as a model's own weights are. Returns `out_dir`."""
+    rounds of training), stored as `dtype`; each is checked as a model's own weights are. The mean
+    of one is a copy (in float16: half the size). Returns `out_dir`."""
     loaded = load_model(directory, "cpu")
     files = [path / WEIGHTS_FILE if path.is_dir() else path for path in weights]
     total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in unique_state(loaded.model).items()}
@@ -137,7 +138,7 @@ def average_models(directory: Path, weights: list[Path], out_dir: Path) -> Path:
             target.copy_(total[name] / len(files))
     info = replace(loaded.info, name=out_dir.name)
     averaged = ["/".join(path.parts[-3:]) for path in files]  # where each came from, without the home folder
-    save_model(loaded.model, out_dir, info, extra={"averaged": averaged})
+    save_model(loaded.model, out_dir, info, extra={"averaged": averaged}, dtype=dtype)
     for file_name in {info.source_tokenizer, info.target_tokenizer}:
         shutil.copyfile(directory / file_name, out_dir / file_name)
     return out_dir

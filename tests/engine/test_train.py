@@ -222,3 +222,19 @@ def test_average_refuses_weights_of_another_shape_in_one_line(tiny_model_dir, tm
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "error: " in result.stderr and "shape" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_average_of_one_in_float16_halves_the_file_and_keeps_the_translation(tiny_model_dir, tmp_path):
+    out = tmp_path / "half"
+    result = run_engine("average", "--model", tiny_model_dir, "--out", out, "--float16", tiny_model_dir)
+    assert result.returncode == 0, result.stderr
+    weights = out / "model.safetensors"
+    assert {t.dtype for t in load_file(str(weights)).values()} == {torch.float16}
+    assert weights.stat().st_size < 0.6 * (tiny_model_dir / "model.safetensors").stat().st_size
+    umask = os.umask(0)
+    os.umask(umask)
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by others, as any new file
+    sentences = ["je suis étudiant", "le chat dort"]
+    assert Translator.from_directory(out, "cpu").translate(sentences) == Translator.from_directory(
+        tiny_model_dir, "cpu"
+    ).translate(sentences)
