@@ -116,19 +116,21 @@ def continue_prompt(
     src = torch.tensor([prompt], dtype=torch.long, device=device)  # only its length is read
     beam = None
     with torch.inference_mode():
-        if options.beam_size > 1 and not forced:
+        if options.beam_size > 1:  # the search tree is shown even when the user forced tokens
             beam = beam_search(model, src, options, None, start=prompt)
-            generated = beam.hypotheses[0].tokens
-        else:
+        if beam is None or forced:
             generated = greedy_decode(model, src, options, prefix=forced, start=prompt)[0]
+        else:
+            generated = beam.hypotheses[0].tokens
         sequence = prompt + generated[:-1]  # what the model read: the last output is never fed back
         capture = ActivationCache(with_qkv=with_qkv)
         logits = model.decode(torch.tensor([sequence], device=device), None, src, capture)[0]  # (T, V)
     T, G = len(sequence), len(generated)
     log_probs = logits[T - G :].log_softmax(dim=-1)  # (G, V): the rows that chose the outputs
-    label = f"beam {options.beam_size}" if beam is not None else "greedy"
-    if forced:
-        label = f"forced prefix of {len(forced)}"
+    label = f"forced prefix of {len(forced)}" if forced else f"beam {options.beam_size}" if beam else "greedy"
+    searched = len(beam.steps) if beam is not None else 0  # decoder passes: the beam's steps, the greedy ones
+    if beam is None or forced:
+        searched += max(1, G - len(forced))  # one for the prompt and forced tokens, one per token after
     fields = {
         "translation": tokenizer.decode_target(generated),
         "src_ids": np.zeros(0, dtype=np.int64),
@@ -146,7 +148,7 @@ def continue_prompt(
         "positions": cfg.positions,
         "qkv": qkv_of(capture) if with_qkv else None,
         "decoding": f"{label}, {G} new token{'s' if G != 1 else ''}",
-        "decoder_passes": (len(beam.steps) if beam is not None else G) + 1,
+        "decoder_passes": searched + 1,  # and the pass that captured the maps
     }
     return fields, beam
 

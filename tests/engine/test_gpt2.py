@@ -207,6 +207,10 @@ def test_forced_tokens_start_the_continuation_and_generate_goes_on_from_them(fol
     assert out[2:] == generate(folder.reference, prompt_ids + list(forced), 6)
     assert trace.decoding == "forced prefix of 2, 8 new tokens"
     assert trace.tgt_ids.tolist() == prompt_ids + out[:-1]  # the maps cover what the model read
+    beam_options = TraceOptions(decoding=DecodingOptions(beam_size=3, max_new_tokens=8), forced_prefix=forced)
+    with_beam = translator.run(SENTENCE, beam_options)
+    assert with_beam.trace.out_ids.tolist() == out  # greedy after the forced tokens, as a translator does ...
+    assert isinstance(with_beam.beam, BeamTree)  # ... and the search tree is still there to look at
 
 
 def test_a_continuation_stops_at_the_end_token_as_generate_does(tmp_path):
