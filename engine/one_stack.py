@@ -127,7 +127,9 @@ def continue_prompt(
         logits = model.decode(torch.tensor([sequence], device=device), None, src, capture)[0]  # (T, V)
     T, G = len(sequence), len(generated)
     log_probs = logits[T - G :].log_softmax(dim=-1)  # (G, V): the rows that chose the outputs
-    label = f"forced prefix of {len(forced)}" if forced else f"beam {options.beam_size}" if beam else "greedy"
+    label = (
+        f"forced prefix of {len(forced)}" if forced else f"beam {options.beam_size}" if beam is not None else "greedy"
+    )
     searched = len(beam.steps) if beam is not None else 0  # decoder passes: the beam's steps, the greedy ones
     if beam is None or forced:
         searched += max(1, G - len(forced))  # one for the prompt and forced tokens, one per token after
