@@ -132,5 +132,8 @@ def run_average(args: argparse.Namespace) -> int:
     except ModelLoadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:  # the output folder cannot be written
+        print(f"error: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out}: the mean of {len(args.weights)} checkpoints")
     return 0

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from engine.checkpoint import (
     WEIGHTS_FILE,
     ModelInfo,
+    ModelLoadError,
     build_for_weights,
     load_model,
     load_weights,
@@ -127,6 +128,9 @@ def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: t
     of one is a copy (in float16: half the size). Returns `out_dir`."""
     loaded = load_model(directory, "cpu")
     files = [path / WEIGHTS_FILE if path.is_dir() else path for path in weights]
+    for path in files:
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: no such weights file")
     total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in unique_state(loaded.model).items()}
     for path in files:
         model = build_for_weights(loaded.model.cfg, path)

@@ -222,6 +222,14 @@ def test_average_refuses_weights_of_another_shape_in_one_line(tiny_model_dir, tm
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
     assert "error: " in result.stderr and "shape" in result.stderr
     assert not (tmp_path / "out").exists()
+    missing = run_engine(
+        "average", "--model", tiny_model_dir, "--out", tmp_path / "out", tmp_path / "nothing.safetensors"
+    )
+    assert missing.returncode == 1 and missing.stderr.strip().endswith("nothing.safetensors: no such weights file")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    unwritable = run_engine("average", "--model", tiny_model_dir, "--out", blocked / "out", tiny_model_dir)
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("error: cannot write")
 
 
 def test_average_of_one_in_float16_halves_the_file_and_keeps_the_translation(tiny_model_dir, tmp_path):
