@@ -33,7 +33,7 @@ from engine.trace import Trace
 from gui.analysis_maps import flagged_pieces, top_heads_text
 from gui.theme import plot_colors
 from gui.view_state import ViewState
-from gui.views.heatmap import Heatmap
+from gui.views.heatmap import Heatmap, label_bars
 
 COLUMNS = (
     "kind",
@@ -142,6 +142,10 @@ class AnalysisView(QWidget):
         right_layout.addWidget(self.coverage_plot, 2)
         right_layout.addWidget(self.coverage_line)
         self.coverage_plot.setMinimumHeight(90)
+        self._coverage_labels: tuple[list[str], np.ndarray] = ([], np.zeros(0))
+        self.coverage_plot.getViewBox().sigResized.connect(
+            lambda _box: label_bars(self.coverage_plot, *self._coverage_labels)
+        )
         self.coverage_plot.setMouseEnabled(x=False, y=False)
         self.coverage_plot.hideButtons()
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -207,6 +211,7 @@ class AnalysisView(QWidget):
     def _show_coverage(self, trace: Trace | None, analysis: Analysis | None) -> None:
         plot = self.coverage_plot
         plot.clear()
+        self._coverage_labels = ([], np.zeros(0))  # a resize must not bring back an older sentence's labels
         background, foreground = plot_colors(self)
         plot.setBackground(background)
         missing = missing_kind(trace.shape, "cross") if trace is not None else ""
@@ -216,14 +221,17 @@ class AnalysisView(QWidget):
             self.coverage_line.setText(f"Coverage measures cross-attention: {missing}")
             return
         if trace is None or analysis is None:
-            plot.getAxis("bottom").setTicks([[], []])
+            label_bars(plot, *self._coverage_labels)
             self.coverage_line.setText(" ")
             return
         received, flagged = analysis.coverage.received, analysis.coverage.flagged
         brushes = [pg.mkBrush(FLAGGED if flag else COVERED) for flag in flagged]
         plot.addItem(pg.BarGraphItem(x=np.arange(len(received)), height=received, width=0.8, brushes=brushes))
         pieces = [f"⚠{piece}" if flag else piece for piece, flag in zip(trace.src_pieces, flagged, strict=True)]
-        plot.getAxis("bottom").setTicks([list(enumerate(pieces)), []])
+        plot.setXRange(-0.6, max(len(pieces), 4) - 0.4, padding=0)
+        # a flagged piece keeps its label first, then the pieces that received most
+        self._coverage_labels = (pieces, np.where(flagged, np.inf, received))
+        label_bars(plot, *self._coverage_labels)
         for side in ("left", "bottom"):
             plot.getAxis(side).setTextPen(foreground)
         flags = flagged_pieces(trace, analysis)

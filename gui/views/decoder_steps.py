@@ -15,12 +15,11 @@ head are the ViewState's.
 from __future__ import annotations
 
 import html
-import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFontMetricsF
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -38,7 +37,7 @@ from engine.render.shapes import NO_MASK, STEP_NAMES, step_row
 from engine.trace import Trace
 from gui.theme import plot_colors, style_plot
 from gui.view_state import ViewState
-from gui.views.heatmap import visible_labels
+from gui.views.heatmap import label_bars
 
 PLAY_MS = 700
 MASKED_TEXT = "−∞ → 0"
@@ -387,27 +386,9 @@ class DecoderStepsView(QWidget):
         self._label_row(plot)
 
     def _label_row(self, plot: pg.PlotWidget) -> None:
-        """Label each bar with its piece: on one line while the labels fit, else every other one on a
-        second line (twice the room each); where even that is too tight, the tallest bars keep theirs."""
+        """Label each bar with its piece; where they do not all fit, the tallest bars keep theirs."""
         pieces, row = self.row_labels.get(plot, ([], np.zeros(0)))
-        axis = plot.getAxis("bottom")
-        width = plot.getViewBox().width()
-        shown, two_lines = list(range(len(pieces))), False
-        if width > 0 and pieces:
-            metrics = QFontMetricsF(axis.font())
-            sizes = [metrics.horizontalAdvance(p) for p in pieces]
-            cell = width / (max(len(pieces), 4) + 0.2)
-            shown = visible_labels(sizes, cell, gap=4.0, priority=row)
-            if len(shown) < len(pieces):  # each line holds every other label, two cells apart
-                two_lines = True
-                shown = sorted(
-                    2 * j + line
-                    for line in (0, 1)
-                    for j in visible_labels(sizes[line::2], 2 * cell, gap=4.0, priority=row[line::2])
-                )
-            lines = metrics.height() + (metrics.lineSpacing() if two_lines else 0)
-            axis.setHeight(math.ceil(lines + axis.style["tickTextOffset"][1] + max(0, axis.style["tickLength"])))
-        axis.setTicks([[(i, ("\n" if two_lines and i % 2 else "") + pieces[i]) for i in shown]])
+        label_bars(plot, pieces, row)
 
     def _draw_masked(self, visible: np.ndarray) -> None:
         """Hatch the future positions of the self-attention row and say they are masked."""

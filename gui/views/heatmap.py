@@ -48,6 +48,31 @@ def visible_labels(
     return sorted(kept)
 
 
+def label_bars(plot: pg.PlotItem | pg.PlotWidget, pieces: Sequence[str], priority: Sequence[float]) -> None:
+    """Label bar i (at x = i) of a bar chart with pieces[i] on its bottom axis: on one line while the
+    labels fit, else every other one on a second line (twice the room each); where even that is too
+    tight, the bars of highest `priority` keep theirs. Call it again when the plot is resized."""
+    axis = plot.getAxis("bottom")
+    width = plot.getViewBox().width()
+    low, high = plot.getViewBox().viewRange()[0]
+    shown, two_lines = list(range(len(pieces))), False
+    if width > 0 and len(pieces) and high > low:
+        metrics = QFontMetricsF(axis.font())
+        sizes = [metrics.horizontalAdvance(p) for p in pieces]
+        cell = width / (high - low)
+        shown = visible_labels(sizes, cell, gap=4.0, priority=priority)
+        if len(shown) < len(pieces):  # each line holds every other label, two cells apart
+            two_lines = True
+            shown = sorted(
+                2 * j + line
+                for line in (0, 1)
+                for j in visible_labels(sizes[line::2], 2 * cell, gap=4.0, priority=priority[line::2])
+            )
+        lines = metrics.height() + (metrics.lineSpacing() if two_lines else 0)
+        axis.setHeight(math.ceil(lines + axis.style["tickTextOffset"][1] + max(0, axis.style["tickLength"])))
+    axis.setTicks([[(i, ("\n" if two_lines and i % 2 else "") + pieces[i]) for i in shown], []])
+
+
 class ColumnAxis(pg.AxisItem):
     """The keys' axis along the top: labels lie flat while they fit; when a long sentence leaves
     too little room for that, they stand upright (a quarter turn, reading upwards), so every key
