@@ -128,18 +128,14 @@ def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: t
     of one is a copy (in float16: half the size). Returns `out_dir`."""
     loaded = load_model(directory, "cpu")
     files = [path / WEIGHTS_FILE if path.is_dir() else path for path in weights]
-    for path in files:
+    for path in files:  # names, shapes and values checked before any is averaged
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such weights file")
-    total = {name: torch.zeros_like(t, dtype=torch.float64) for name, t in unique_state(loaded.model).items()}
-    for path in files:
-        model = build_for_weights(loaded.model.cfg, path)
-        load_weights(model, path)
-        for name, tensor in unique_state(model).items():
-            total[name] += tensor.double()
+        load_weights(build_for_weights(loaded.model.cfg, path), path)
+    state = average_state(files)
     with torch.no_grad():
         for name, target in unique_state(loaded.model).items():
-            target.copy_(total[name] / len(files))
+            target.copy_(state[name])
     info = replace(loaded.info, name=out_dir.name)
     averaged = ["/".join(path.parts[-3:]) for path in files]  # where each came from, without the home folder
     save_model(loaded.model, out_dir, info, extra={"averaged": averaged}, dtype=dtype)
