@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -112,13 +113,16 @@ def cosine_lr(step: int, fraction_done: float, peak: float, warmup: int) -> floa
     return peak * ramp * 0.5 * (1.0 + math.cos(math.pi * min(max(fraction_done, 0.0), 1.0)))
 
 
-def average_state(paths: list[Path]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of saved weights (Popel & Bojar 2018: averaging the last checkpoints)."""
+def average_state(states: Iterable[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of weights (Popel & Bojar 2018: averaging the last checkpoints), read
+    one state at a time."""
     total: dict[str, torch.Tensor] = {}
-    for path in paths:
-        for name, tensor in load_file(str(path)).items():
+    count = 0
+    for state in states:
+        count += 1
+        for name, tensor in state.items():
             total[name] = total.get(name, 0) + tensor.double()
-    return {name: (tensor / len(paths)).float() for name, tensor in total.items()}
+    return {name: (tensor / count).float() for name, tensor in total.items()}
 
 
 def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: torch.dtype = torch.float32) -> Path:
@@ -128,11 +132,17 @@ def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: t
     of one is a copy (in float16: half the size). Returns `out_dir`."""
     loaded = load_model(directory, "cpu")
     files = [path / WEIGHTS_FILE if path.is_dir() else path for path in weights]
-    for path in files:  # names, shapes and values checked before any is averaged
+    for path in files:
         if not path.is_file():
             raise ModelLoadError(f"{path}: no such weights file")
-        load_weights(build_for_weights(loaded.model.cfg, path), path)
-    state = average_state(files)
+
+    def checked(path: Path) -> dict[str, torch.Tensor]:
+        """The file's weights, read through the loader: names, shapes and values checked."""
+        model = build_for_weights(loaded.model.cfg, path)
+        load_weights(model, path)
+        return unique_state(model)
+
+    state = average_state(checked(path) for path in files)
     with torch.no_grad():
         for name, target in unique_state(loaded.model).items():
             target.copy_(state[name])
@@ -412,7 +422,7 @@ class Trainer:
         """Dev BLEU of the mean of the kept snapshots, exported if it beats every single checkpoint."""
         paths = [self.options.checkpoint_dir / "snapshots" / name for name in self.progress["snapshots"]]
         averaged = Transformer(self.cfg).to(self.device)
-        state = average_state(paths)
+        state = average_state(load_file(str(path)) for path in paths)
         with torch.no_grad():
             for name, target in unique_state(averaged).items():
                 target.copy_(state[name])
