@@ -7,20 +7,18 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from broken_model_builders import Payload, payload_marker
-
-WEIGHTS = "model.safetensors"
+from broken_model_builders import (  # noqa: F401 (break_missing_weights: the same for our folders)
+    WEIGHTS,
+    Payload,
+    break_missing_weights,
+    break_truncate,
+    payload_marker,
+)
 
 
 def break_truncated_weights(d: Path) -> str:
-    data = (d / WEIGHTS).read_bytes()
-    (d / WEIGHTS).write_bytes(data[: len(data) // 2])
+    break_truncate(d)
     return "model.safetensors: truncated"
-
-
-def break_missing_weights(d: Path) -> str:
-    (d / WEIGHTS).unlink()
-    return "missing model.safetensors"
 
 
 def break_bin_only(d: Path) -> str:
