@@ -169,10 +169,12 @@ class Analysis:
 # --- per-head statistics ---
 
 
-def choice_rows(kind: str, n_queries: int) -> np.ndarray:
-    """Query rows whose weights are the head's choice: all but decoder self-attention's row 0."""
-    if kind == "dec_self" and n_queries > 1:
-        return np.arange(1, n_queries)
+def choice_rows(kind: str, n_queries: int, starts: np.ndarray | None = None) -> np.ndarray:
+    """Query rows whose weights are the head's choice: all but decoder self-attention's row 0 (of
+    each sentence: `starts` marks the rows that begin one)."""
+    first = np.arange(n_queries) == 0 if starts is None else starts
+    if kind == "dec_self" and not first.all():
+        return np.flatnonzero(~first)
     return np.arange(n_queries)
 
 
@@ -191,37 +193,72 @@ def sink_keys(kind: str, n_keys: int) -> np.ndarray:
     return np.unique([0, n_keys - 1])
 
 
-def kind_statistics(weights: np.ndarray, kind: AttentionKind) -> KindStatistics:
-    """Every statistic of every head of one kind from its maps, (L, H, Q, K) → (L, H) each."""
+@dataclass(frozen=True)
+class RowKeys:
+    """Per query row, the keys the statistics single out, each sentence of a text on its own."""
+
+    starts: np.ndarray  # (Q,) bool: the row begins its sentence
+    diagonal: np.ndarray  # (Q,) j*(i)
+    sinks: np.ndarray  # (Q, 2) the row's sink keys (the same key twice where there is one)
+
+
+def row_keys(kind: str, query_sentence: np.ndarray, key_sentence: np.ndarray) -> RowKeys:
+    """`diagonal_keys` and `sink_keys` applied within each sentence (a single sentence: as they are)."""
+    n_queries = len(query_sentence)
+    starts = np.zeros(n_queries, dtype=bool)
+    diagonal = np.zeros(n_queries, dtype=np.int64)
+    sinks = np.zeros((n_queries, 2), dtype=np.int64)
+    for sentence in np.unique(query_sentence):
+        rows = np.flatnonzero(query_sentence == sentence)
+        keys = np.flatnonzero(key_sentence == sentence)
+        starts[rows[0]] = True
+        diagonal[rows] = keys[0] + diagonal_keys(len(rows), len(keys))
+        local = sink_keys(kind, len(keys))
+        sinks[rows] = keys[0] + local[[0, -1]]
+    return RowKeys(starts, diagonal, sinks)
+
+
+def kind_statistics(
+    weights: np.ndarray,
+    kind: AttentionKind,
+    query_sentence: np.ndarray | None = None,
+    key_sentence: np.ndarray | None = None,
+) -> KindStatistics:
+    """Every statistic of every head of one kind from its maps, (L, H, Q, K) → (L, H) each. The
+    sentence arrays say which sentence each query and key belongs to (`Trace.src_sentence`, …)."""
     weights = np.asarray(weights, dtype=np.float64)
     n_queries, n_keys = weights.shape[2:]
-    rows = choice_rows(kind, n_queries)
+    query_sentence = np.zeros(n_queries, np.int64) if query_sentence is None else query_sentence
+    key_sentence = np.zeros(n_keys, np.int64) if key_sentence is None else key_sentence
+    keys = row_keys(kind, query_sentence, key_sentence)
+    rows = choice_rows(kind, n_queries, keys.starts)
     maps = weights[:, :, rows, :]  # (L, H, R, K)
     logs = np.log(np.where(maps > 0, maps, 1.0))  # 0 ln 0 = 0: masked keys add nothing
     entropy = -(maps * logs).sum(axis=-1).mean(axis=-1)  # (L, H)
-    target = diagonal_keys(n_queries, n_keys)[rows]  # (R,)
+    target = keys.diagonal[rows]  # (R,)
     distance = np.abs(np.arange(n_keys)[None, :] - target[:, None])  # (R, K)
     mean_distance = (maps * distance).sum(axis=-1).mean(axis=-1)
     diagonal = np.take_along_axis(maps, target[None, None, :, None], axis=-1)[..., 0].mean(axis=-1)
-    sink = maps[..., sink_keys(kind, n_keys)].sum(axis=-1).mean(axis=-1)
+    first, last, each = keys.sinks[rows, 0], keys.sinks[rows, 1], np.arange(len(rows))
+    on_sinks = maps[:, :, each, first] + np.where(first != last, maps[:, :, each, last], 0.0)  # (L, H, R)
     return KindStatistics(
         kind=kind,
         entropy=entropy,
         mean_distance=mean_distance,
         diagonal=diagonal,
-        previous=previous_share(weights, kind),
-        sink=sink,
+        previous=previous_share(weights, kind, keys.starts),
+        sink=on_sinks.mean(axis=-1),
         max_weight=maps.max(axis=-1).mean(axis=-1),
     )
 
 
-def previous_share(weights: np.ndarray, kind: str) -> np.ndarray:
-    """Mean of a_{i, i−1} over rows i ≥ 1 of a self-attention map, (L, H); NaN for cross-attention
-    and for a one-row map (no row has a previous piece)."""
+def previous_share(weights: np.ndarray, kind: str, starts: np.ndarray | None = None) -> np.ndarray:
+    """Mean of a_{i, i−1} over rows i ≥ 1 of a self-attention map (rows that do not begin a sentence,
+    `starts`), (L, H); NaN for cross-attention and for a map where no row has a previous piece."""
     n_layers, n_heads, n_queries, _ = weights.shape
-    if kind == "cross" or n_queries < 2:
+    rows = np.arange(1, n_queries) if starts is None else np.flatnonzero(~starts)
+    if kind == "cross" or not len(rows):
         return np.full((n_layers, n_heads), np.nan)
-    rows = np.arange(1, n_queries)
     return weights[:, :, rows, rows - 1].mean(axis=-1)  # (L, H)
 
 
@@ -305,7 +342,9 @@ def analyze_trace(
     """Statistics, rollout, coverage and (given each attention's W^O, and v from `values` or the
     trace's q/k/v) value norms: everything but importance, which needs the model. A few milliseconds."""
     start = time.perf_counter()
-    statistics = {kind: kind_statistics(trace.attention(kind), kind) for kind in trace.kinds}
+    statistics = {
+        kind: kind_statistics(trace.attention(kind), kind, *sentence_axes(trace, kind)) for kind in trace.kinds
+    }
     values = values if values is not None else trace_values(trace)
     norms = kind_value_norms(trace, values, w_o) if values is not None and w_o is not None else None
     rollout_kind = rollout_kind_of(trace)
@@ -317,6 +356,12 @@ def analyze_trace(
         milliseconds=(time.perf_counter() - start) * 1000,
         rollout_kind=rollout_kind,
     )
+
+
+def sentence_axes(trace: Trace, kind: AttentionKind) -> tuple[np.ndarray, np.ndarray]:
+    """(query sentence, key sentence) arrays of `kind`'s rows and columns."""
+    queries = trace.src_sentence if kind == "enc_self" else trace.tgt_sentence
+    return queries, trace.tgt_sentence if kind == "dec_self" else trace.src_sentence
 
 
 def rollout_kind_of(trace: Trace) -> AttentionKind:

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from engine.analysis import Analysis, KindImportance, analyze_trace, trace_values
 from engine.architecture import KIND_PARTS, SHAPE_KINDS, AttentionKind, cache_prefix, stack_of
-from engine.model import ActivationCache, MultiHeadAttention, Transformer
+from engine.model import ActivationCache, MultiHeadAttention, Sentences, Transformer, sentences_of
 from engine.trace import Trace
 from engine.translator import Translator, head_parameters
 
@@ -57,6 +57,7 @@ class ForcedInput:
     decoder_input: Tensor  # (1, T) <s> y1 … y(T-1) (BERT: empty)
     output: Tensor  # (1, G) the pieces whose log-probability is scored
     rows: Tensor  # (G,) the query rows that predicted them
+    sentences: Sentences | None  # a text of several sentences: each attends only to itself
 
 
 def forced_input(model: Transformer, trace: Trace) -> ForcedInput:
@@ -68,7 +69,8 @@ def forced_input(model: Transformer, trace: Trace) -> ForcedInput:
         ]  # (1, length); a copy: trace arrays are read-only
 
     src = trace.input_ids  # GPT-2 has no source: its input stands in (decode reads only its length)
-    return ForcedInput(ids(src), ids(trace.tgt_ids), ids(trace.out_ids), ids(trace.out_positions)[0])
+    sentences = sentences_of(trace.src_sentence, trace.tgt_sentence, device)
+    return ForcedInput(ids(src), ids(trace.tgt_ids), ids(trace.out_ids), ids(trace.out_positions)[0], sentences)
 
 
 def attention_modules(model: Transformer, kind: str) -> list[MultiHeadAttention]:
@@ -114,7 +116,11 @@ def output_log_probs(model: Transformer, forced: ForcedInput, kind: str, keep: T
     chunk = max(1, MAX_LOGITS // (steps * model.cfg.tgt_vocab_size))
     with torch.inference_mode():
         # decoder heads of a translator share one encoder output; encoder heads change it per row
-        shared = model.encode(forced.src) if kind != "enc_self" and model.cfg.shape == "encoder-decoder" else None
+        shared = (
+            model.encode(forced.src, None, forced.sentences)
+            if kind != "enc_self" and model.cfg.shape == "encoder-decoder"
+            else None
+        )
         parts = [
             _chunk_log_probs(model, forced, kind, modules, keep[i : i + chunk], shared)
             for i in range(0, len(keep), chunk)
@@ -138,14 +144,15 @@ def _chunk_log_probs(
             logits = model.decode(forced.decoder_input.expand(rows, -1), None, src)[:, forced.rows]  # (B, G, V)
     elif shared is None:  # encoder heads: every row has its own encoder output
         with masked_heads(modules, keep):
-            memory = model.encode(src)  # (B, S, d_model)
+            memory = model.encode(src, None, forced.sentences)  # (B, S, d_model)
     else:
         memory = shared.expand(rows, -1, -1)
     if shape == "encoder-only":
         logits = model.mlm_logits(memory[:, forced.rows])  # (B, G, V): the masks' predictions
     elif shape == "encoder-decoder":
         with masked_heads(modules, keep) if shared is not None else nullcontext():
-            logits = model.decode(forced.decoder_input.expand(rows, -1), memory, src)  # (B, T, V)
+            decoder_input = forced.decoder_input.expand(rows, -1)
+            logits = model.decode(decoder_input, memory, src, sentences=forced.sentences)  # (B, T, V)
     logits = logits.float()
     chosen = logits.gather(-1, forced.output.expand(rows, -1)[..., None])[..., 0]  # (B, G)
     return (chosen - logits.logsumexp(dim=-1)).sum(dim=-1)  # (B,)
@@ -203,9 +210,9 @@ def recorded_values(model: Transformer, trace: Trace) -> dict[str, np.ndarray]:
     forced = forced_input(model, trace)
     capture = ActivationCache(with_qkv=True)
     with torch.inference_mode():
-        memory = model.encode(forced.src, capture)  # None for GPT-2
+        memory = model.encode(forced.src, capture, forced.sentences)  # None for GPT-2
         if model.cfg.shape != "encoder-only":
-            model.decode(forced.decoder_input, memory, forced.src, capture)
+            model.decode(forced.decoder_input, memory, forced.src, capture, sentences=forced.sentences)
     names = [name[: -len(".v")] for name in capture.tensors if name.endswith(".v")]
     return {name: capture[f"{name}.v"][0].float().cpu().numpy() for name in names}
 

@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,6 +24,7 @@ from engine.architecture import ModelShape, NormPlacement
 from engine.generation import GenerationRules
 from engine.kv_cache import DecoderCache, KVSlot
 from engine.positional import PositionalLayout, sinusoidal_table
+from engine.sentences import positions_within
 
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu"]  # silu is Marian's "swish"
 Positions = Literal["sinusoidal", "learned"]  # the paper's fixed table, or a trained one (BERT, GPT-2)
@@ -140,6 +142,47 @@ class ActivationCache:
 
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
+
+
+@dataclass(frozen=True)
+class Sentences:
+    """Which sentence each position of one concatenated source and target belongs to, each (1, length).
+
+    A text of several sentences is translated sentence by sentence; its trace comes from one forced
+    pass over all of them side by side, in which every position attends only to its own sentence and
+    counts its position from that sentence's start: exactly what each sentence's own pass computes.
+    """
+
+    src: Tensor  # (1, S) sentence index of each source position
+    tgt: Tensor  # (1, T) sentence index of each decoder position
+    src_positions: Tensor  # (1, S) position within its sentence
+    tgt_positions: Tensor  # (1, T)
+
+    def source_mask(self) -> Tensor:
+        return (self.src[:, :, None] == self.src[:, None, :])[:, None]  # (1, 1, S, S)
+
+    def target_mask(self) -> Tensor:
+        return (self.tgt[:, :, None] == self.tgt[:, None, :])[:, None]  # (1, 1, T, T)
+
+    def memory_mask(self) -> Tensor:
+        return (self.tgt[:, :, None] == self.src[:, None, :])[:, None]  # (1, 1, T, S)
+
+
+def sentences_of(src_sentence: np.ndarray, tgt_sentence: np.ndarray, device: torch.device | str) -> Sentences | None:
+    """The model's view of a trace's sentence arrays (engine/sentences.py); None for one sentence,
+    which takes the plain pass."""
+    if not (len(src_sentence) and src_sentence.max() > 0):
+        return None
+
+    def row(array: np.ndarray) -> Tensor:
+        return torch.tensor(np.asarray(array, dtype=np.int64), device=device)[None]  # (1, length)
+
+    return Sentences(
+        src=row(src_sentence),
+        tgt=row(tgt_sentence),
+        src_positions=row(positions_within(src_sentence)),
+        tgt_positions=row(positions_within(tgt_sentence)),
+    )
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -354,13 +397,17 @@ class Transformer(nn.Module):
         """(max_positions, d_model): the sinusoids, or the learned table of a BERT or GPT-2."""
         return self.position_embed.weight if self.cfg.positions == "learned" else self.positional
 
-    def embed(self, embedding: nn.Embedding, ids: Tensor, offset: int = 0) -> Tensor:
-        """Token embedding × √d_model (× 1 without scale_embedding) plus the positional rows offset..offset+T-1
-        (plus BERT's token type 0, then its LayerNorm)."""
+    def embed(self, embedding: nn.Embedding, ids: Tensor, offset: int = 0, positions: Tensor | None = None) -> Tensor:
+        """Token embedding × √d_model (× 1 without scale_embedding) plus the positional rows offset..offset+T-1,
+        or the rows `positions` (1, T) (plus BERT's token type 0, then its LayerNorm)."""
         T = ids.size(1)
-        if offset + T > self.cfg.max_positions:
+        if positions is not None:
+            rows = self.position_table()[positions]  # (1, T, d_model); indexing checks the table's length
+        elif offset + T > self.cfg.max_positions:
             raise ValueError(f"sequence of {offset + T} positions exceeds max_positions {self.cfg.max_positions}")
-        x = embedding(ids) * self.embed_scale + self.position_table()[offset : offset + T]
+        else:
+            rows = self.position_table()[offset : offset + T]
+        x = embedding(ids) * self.embed_scale + rows
         if self.cfg.type_vocab_size:
             x = x + self.type_embed.weight[0]
         return self.embed_dropout(self.embed_norm(x))  # (B, T, d_model)
@@ -368,12 +415,17 @@ class Transformer(nn.Module):
     def source_mask(self, src: Tensor) -> Tensor:
         return (src != self.cfg.pad_id)[:, None, None, :]  # (B, 1, 1, S)
 
-    def encode(self, src: Tensor, capture: ActivationCache | None = None) -> Tensor | None:
-        """src (B, S) ids → memory (B, S, d_model); None for a decoder-only model, which has no encoder."""
+    def encode(
+        self, src: Tensor, capture: ActivationCache | None = None, sentences: Sentences | None = None
+    ) -> Tensor | None:
+        """src (B, S) ids → memory (B, S, d_model); None for a decoder-only model, which has no encoder.
+        With `sentences`, src holds several sentences side by side, each encoded on its own."""
         if not self.encoder_layers:
             return None
         mask = self.source_mask(src)
-        x = self.embed(self.src_embed, src)
+        if sentences is not None:
+            mask = mask & sentences.source_mask()
+        x = self.embed(self.src_embed, src, positions=None if sentences is None else sentences.src_positions)
         if capture is not None:
             capture.record("encoder.embed", x)
         for i, layer in enumerate(self.encoder_layers):
@@ -387,12 +439,16 @@ class Transformer(nn.Module):
         src: Tensor,
         capture: ActivationCache | None = None,
         cache: DecoderCache | None = None,
+        sentences: Sentences | None = None,
     ) -> Tensor:
         """tgt (B, T) ids → logits (B, T, V). With a cache, tgt holds only the new positions.
-        A decoder-only model has no memory (None) and ignores src."""
+        A decoder-only model has no memory (None) and ignores src. With `sentences` (a forced pass,
+        no cache), src and tgt hold several sentences side by side, each decoded on its own."""
+        if sentences is not None and cache is not None:
+            raise ValueError("sentences side by side go through one forced pass, without a cache")
         offset = cache.length if cache is not None else 0
         T = tgt.size(1)
-        x = self.embed(self.tgt_embed, tgt, offset)
+        x = self.embed(self.tgt_embed, tgt, offset, None if sentences is None else sentences.tgt_positions)
         if capture is not None:
             capture.record("decoder.embed", x)
         # position i may see keys 0..offset+i; padded target keys only ever sit after real ones,
@@ -404,6 +460,9 @@ class Transformer(nn.Module):
             queries = torch.arange(offset, offset + T, device=tgt.device)
             self_mask = (keys[None, :] <= queries[:, None])[None, None]  # (1, 1, T, offset + T)
         memory_mask = self.source_mask(src) if memory is not None and bool((src == self.cfg.pad_id).any()) else None
+        if sentences is not None:
+            self_mask = self_mask & sentences.target_mask() if self_mask is not None else sentences.target_mask()
+            memory_mask = sentences.memory_mask() if memory_mask is None else memory_mask & sentences.memory_mask()
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, self_mask, memory_mask, f"decoder.{i}", capture, cache, i)
         return self.logits(self.decoder_norm(x))

@@ -20,6 +20,8 @@ candidates, G = T outputs:
 | topk_pieces            | G×k          | their pieces                                                  |
 | positional             | P×d_model    | positional rows added to the input embeddings (P = S here)    |
 | positions              | scalar       | "sinusoidal" (the paper's table) or "learned" (a trained one) |
+| src_sentence           | S            | which sentence of the text each source piece belongs to (0 …) |
+| tgt_sentence           | T            | which sentence each decoder step translates (0 …)             |
 | qkv                    | name → array | optional: per attention, q/k/v/scores/z per head (see below)  |
 
 Encoder-only (BERT): `src_*` hold the input with its special tokens ([CLS] … [SEP]) and `enc_self`
@@ -31,6 +33,12 @@ Decoder-only (GPT-2): `tgt_ids` holds the sequence fed to the model (the prompt 
 token but the last), `out_ids` the G generated tokens, with `out_ids[j]` chosen after reading
 `tgt_ids[T − G + j]` (`out_positions`); `dec_self` is L×H×T×T; `src_*`, `enc_self` and `cross` are
 empty; `positional` has T rows.
+
+A text of several sentences is translated sentence by sentence (engine/sentences.py): `src_*` hold
+the sentences' pieces one after another, each ending with its </s>; `tgt_*` and `out_*` their
+translations, each starting again at <s>; every map is block diagonal (a piece attends only within
+its sentence) and `positional` holds the row of each piece's position *within its sentence*. For one
+sentence both arrays are all 0.
 
 `qkv` keys are ``<encoder|decoder>.<layer>.<self_attn|cross_attn>.<what>`` with ``what`` one of
 query_input (Tq×d_model), key_input (Tk×d_model), q, k, v (H×T×d_k), scores (H×Tq×Tk, before
@@ -54,8 +62,8 @@ from engine.architecture import ATTENTION_KINDS, SHAPE_KINDS, AttentionKind, Mod
 from engine.files import write_atomic
 
 SCHEMA = "attention-studio-trace"
-SCHEMA_VERSION = 2  # 2: out_positions and positions, for encoder-only and decoder-only models
-READABLE_VERSIONS = (1, 2)  # a version-1 file is an encoder–decoder trace
+SCHEMA_VERSION = 3  # 2: out_positions and positions, for encoder-only and decoder-only models; 3: sentences
+READABLE_VERSIONS = (1, 2, 3)  # a version-1 file is an encoder–decoder trace; before 3, one sentence
 _ARRAY_FIELDS = (
     "src_ids",
     "tgt_ids",
@@ -67,6 +75,8 @@ _ARRAY_FIELDS = (
     "topk_ids",
     "topk_probs",
     "positional",
+    "src_sentence",
+    "tgt_sentence",
 )
 _LIST_FIELDS = ("src_pieces", "tgt_pieces", "out_pieces", "topk_pieces")
 _SCALAR_FIELDS = (
@@ -109,11 +119,16 @@ class Trace:
     decoder_passes: int = 0  # decoder forward calls this trace cost (decode + capture)
     positions: str = "sinusoidal"  # or "learned": what `positional` holds
     out_positions: np.ndarray | None = None  # None: the last G rows of tgt (encoder–decoder, decoder-only)
+    src_sentence: np.ndarray | None = None  # None: one sentence (all 0)
+    tgt_sentence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.out_positions is None:
             T, G = len(self.tgt_pieces), len(self.out_pieces)
             object.__setattr__(self, "out_positions", np.arange(T - G, T, dtype=np.int64))
+        for name, pieces in (("src_sentence", self.src_pieces), ("tgt_sentence", self.tgt_pieces)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(len(pieces), dtype=np.int64))
         for name in _ARRAY_FIELDS:
             getattr(self, name).setflags(write=False)
         for array in (self.qkv or {}).values():
@@ -139,6 +154,8 @@ class Trace:
             "cross": (L_cross, H, T, S),
             "topk_ids": self.topk_probs.shape,
             "positional": (P, self.positional.shape[1]),
+            "src_sentence": (S,),
+            "tgt_sentence": (T,),
         }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
@@ -155,6 +172,12 @@ class Trace:
             raise ValueError("a translation has one output per decoder step")
         if G and not (0 <= self.out_positions.min() and self.out_positions.max() < (T if L_dec else S)):
             raise ValueError("trace out_positions point outside the input")
+        for name in ("src_sentence", "tgt_sentence"):
+            values = getattr(self, name)
+            if len(values) and (values[0] != 0 or not np.isin(np.diff(values), (0, 1)).all()):
+                raise ValueError(f"trace {name} must count sentences 0, 1, … in order")
+        if self.sentences > 1 and (self.src_sentence[-1:] != self.tgt_sentence[-1:]).any():
+            raise ValueError("a translated text has as many target sentences as source sentences")
         if self.positions not in ("sinusoidal", "learned"):
             raise ValueError(f"trace positions must be 'sinusoidal' or 'learned', got {self.positions!r}")
 
@@ -163,6 +186,21 @@ class Trace:
     @property
     def n_layers(self) -> dict[str, int]:
         return {kind: self.attention(kind).shape[0] for kind in ATTENTION_KINDS}
+
+    @property
+    def sentences(self) -> int:
+        """How many sentences the text was translated as (1 for BERT, GPT-2 and a single sentence)."""
+        return int(max(self.src_sentence.max(initial=0), self.tgt_sentence.max(initial=0))) + 1
+
+    def same_sentence(self, kind: str) -> np.ndarray:
+        """queries × keys of `kind`, True where the query and the key belong to the same sentence."""
+        check_kind(kind)
+        rows, columns = {
+            "enc_self": (self.src_sentence, self.src_sentence),
+            "dec_self": (self.tgt_sentence, self.tgt_sentence),
+            "cross": (self.tgt_sentence, self.src_sentence),
+        }[kind]
+        return rows[:, None] == columns[None, :]
 
     @property
     def n_heads(self) -> int:
@@ -251,7 +289,10 @@ class Trace:
     def from_json(cls, text: str) -> Trace:
         raw = json.loads(text)
         _check_schema(raw)
-        dtypes = {name: np.int64 for name in ("src_ids", "tgt_ids", "out_ids", "out_positions", "topk_ids")}
+        dtypes = {
+            name: np.int64
+            for name in ("src_ids", "tgt_ids", "out_ids", "out_positions", "topk_ids", "src_sentence", "tgt_sentence")
+        }
         arrays: dict[str, Any] = {
             name: np.asarray(raw[name], dtype=dtypes.get(name, np.float32)) for name in _ARRAY_FIELDS if name in raw
         }

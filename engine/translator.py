@@ -27,14 +27,16 @@ from engine.checkpoint import LoadedModel
 from engine.decoding import DecodingOptions, greedy_decode, greedy_from_draft
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
-from engine.model import ActivationCache, ModelConfig, MultiHeadAttention, Transformer
+from engine.model import ActivationCache, ModelConfig, MultiHeadAttention, Transformer, sentences_of
 from engine.one_stack import continue_prompt, fill_masks, one_stack_trace, qkv_of, stack_maps, to_numpy, top_k
+from engine.sentences import positions_within, split_sentences
 from engine.tokenizer import TextTokenizer, encodable
 from engine.trace import Trace
 from engine.walkthrough import HeadParameters, Walkthrough, build_walkthrough
 
 log = logging.getLogger(__name__)
 MAX_CHARS_PER_PIECE = 16  # SentencePiece's default longest piece: text beyond max_positions × this is cut unread
+REMEMBERED_SENTENCES = 512  # translations of single sentences a Translator keeps for texts of several
 
 
 class EmptyInputError(ValueError):
@@ -86,6 +88,57 @@ def encode_source(tokenizer: TextTokenizer, text: str, max_positions: int) -> So
     return SourceIds(ids, truncated)
 
 
+def encode_sentences(tokenizer: TextTokenizer, text: str, max_positions: int) -> list[SourceIds]:
+    """Each sentence's source ids (engine/sentences.py), all together at most `max_positions` pieces:
+    the sentence that crosses the limit is cut (keeping its </s>, marked truncated), later ones dropped."""
+    whole = encode_source(tokenizer, text, max_positions)  # raises EmptyInputError for blank text
+    sentences = split_sentences(text[: max_positions * MAX_CHARS_PER_PIECE])
+    if len(sentences) == 1:
+        return [whole]
+    parts: list[SourceIds] = []
+    room = max_positions
+    for sentence in sentences:
+        ids = tokenizer.encode_source(sentence)
+        if len(ids) > room:
+            if room >= 2:
+                parts.append(SourceIds(ids[: room - 1] + ids[-1:], True))
+            else:
+                parts[-1] = SourceIds(parts[-1].ids, True)
+            break
+        parts.append(SourceIds(ids, False))
+        room -= len(ids)
+    if whole.truncated and not parts[-1].truncated:  # the text itself was cut before it was read
+        parts[-1] = SourceIds(parts[-1].ids, True)
+    return parts
+
+
+def decode_batch(
+    model: Transformer, sources: list[list[int]], options: DecodingOptions, batch_size: int = 64
+) -> tuple[list[list[int]], int]:
+    """Output ids of every source (in input order), and the decoder passes spent.
+
+    Sources of similar length go through together: greedy decoding in batches of `batch_size`, beam
+    search in batches of `batch_size` // beam size sentences (every hypothesis is a batch row)."""
+    device = next(model.parameters()).device
+    outputs: list[list[int]] = [[] for _ in sources]
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    per_batch = max(1, batch_size // options.beam_size)
+    passes = 0
+    for start in range(0, len(order), per_batch):
+        chunk = order[start : start + per_batch]
+        src = pad_batch([sources[i] for i in chunk], model.cfg.pad_id, device)
+        if options.beam_size == 1:
+            results = greedy_decode(model, src, options)
+            passes += max(len(ids) for ids in results)
+        else:
+            beams = beam_search_batch(model, src, options)
+            results = [beam.hypotheses[0].tokens for beam in beams]
+            passes += max(len(beam.steps) for beam in beams)
+        for i, ids in zip(chunk, results, strict=True):
+            outputs[i] = ids
+    return outputs, passes
+
+
 def pad_batch(rows: list[list[int]], pad_id: int, device: torch.device) -> torch.Tensor:
     batch = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
@@ -100,26 +153,32 @@ def translate_batch(
     options: DecodingOptions = DecodingOptions(),
     batch_size: int = 64,
 ) -> list[str]:
-    """Translations of many sentences in input order; empty text gives empty output.
+    """Translations of many texts in input order; empty text gives empty output. A text of several
+    sentences is translated sentence by sentence, as the app does, every sentence of every text in
+    one `decode_batch`."""
+    owners, sources = [], []  # the text of each sentence, and its source ids
+    for i, text in enumerate(texts):
+        if text.strip():
+            for sentence in split_sentences(text):
+                owners.append(i)
+                sources.append(encode_source(tokenizer, sentence, model.cfg.max_positions).ids)
+    outputs, _ = decode_batch(model, sources, options, batch_size)
+    pieces: list[list[str]] = [[] for _ in texts]
+    for i, ids in zip(owners, outputs, strict=True):
+        pieces[i].append(tokenizer.decode_target(ids))
+    return [" ".join(parts) for parts in pieces]
 
-    Sentences of similar length go through together: greedy decoding in batches of `batch_size`,
-    beam search in batches of `batch_size` // beam size sentences (every hypothesis is a batch row).
-    """
-    device = next(model.parameters()).device
-    results = [""] * len(texts)
-    sources = {i: encode_source(tokenizer, t, model.cfg.max_positions).ids for i, t in enumerate(texts) if t.strip()}
-    order = sorted(sources, key=lambda i: len(sources[i]))
-    per_batch = max(1, batch_size // options.beam_size)
-    for start in range(0, len(order), per_batch):
-        chunk = order[start : start + per_batch]
-        src = pad_batch([sources[i] for i in chunk], model.cfg.pad_id, device)
-        if options.beam_size == 1:
-            outputs = greedy_decode(model, src, options)
-        else:
-            outputs = [result.hypotheses[0].tokens for result in beam_search_batch(model, src, options)]
-        for i, ids in zip(chunk, outputs, strict=True):
-            results[i] = tokenizer.decode_target(ids)
-    return results
+
+def by_sentence(ids: Sequence[int], sentence_of: np.ndarray) -> list[list[int]]:
+    """`ids` cut into one list per sentence."""
+    cuts = np.flatnonzero(np.diff(sentence_of)) + 1
+    return [list(part) for part in np.split(np.asarray(ids, dtype=np.int64), cuts)]
+
+
+def decoder_ids(tokens: list[int], tgt_sentence: np.ndarray, bos_id: int) -> list[int]:
+    """The decoder's input for output `tokens`: each sentence's outputs shifted right behind its own <s>."""
+    shifted = [bos_id] + tokens[:-1]
+    return [bos_id if first else i for i, first in zip(shifted, positions_within(tgt_sentence) == 0, strict=True)]
 
 
 def head_parameters(model: Transformer, kind: str, layer: int, head: int) -> HeadParameters:
@@ -167,6 +226,9 @@ class Translator:
         self.model.freeze_for_inference()
         self.tokenizer = loaded.tokenizer
         self.cfg = loaded.model.cfg
+        # (source ids, decoding) → output ids of single sentences, so that typing at the end of a
+        # paragraph decodes only the sentence being typed
+        self.remembered: dict[tuple[tuple[int, ...], DecodingOptions], list[int]] = {}
 
     @classmethod
     def from_directory(cls, directory: Path | str, device: str = "auto") -> Translator:
@@ -216,11 +278,14 @@ class Translator:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         text = encodable(text)  # the Trace keeps the text: no lone surrogates in what it exports
-        source = self.source(text)
         if self.cfg.shape != "encoder-decoder":
-            translation = self._run_one_stack(text, source, options)
+            translation = self._run_one_stack(text, self.source(text), options)
             timings["total_ms"] = (time.perf_counter() - start) * 1000
             return replace(translation, trace=replace(translation.trace, timings=timings))
+        parts = encode_sentences(self.tokenizer, text, self.cfg.max_positions)
+        if len(parts) > 1:
+            return self._run_sentences(text, parts, options, start)
+        source = parts[0]
         src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
         timings["tokenize_ms"] = (time.perf_counter() - start) * 1000
 
@@ -243,6 +308,73 @@ class Translator:
         trace = self.build_trace(text, source, decoded.tokens, capture, log_probs, options, decoded.label)
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return Translation(replace(trace, timings=timings, decoder_passes=passes), decoded.tree)
+
+    def _run_sentences(self, text: str, parts: list[SourceIds], options: TraceOptions, start: float) -> Translation:
+        """A text of several sentences: each decoded on its own (side by side, or remembered from an
+        earlier keystroke), then one forced pass over all of them, each attending only to itself."""
+        timings = {"tokenize_ms": (time.perf_counter() - start) * 1000}
+        mark = time.perf_counter()
+        with torch.inference_mode():
+            outputs, passes, label = self._decode_sentences([part.ids for part in parts], options)
+        timings["decode_ms"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        source = SourceIds([i for part in parts for i in part.ids], any(part.truncated for part in parts))
+        tokens = [i for output in outputs for i in output]
+        src_sentence = np.repeat(np.arange(len(parts)), [len(part.ids) for part in parts])
+        tgt_sentence = np.repeat(np.arange(len(parts)), [len(output) for output in outputs])
+        decoder_input = decoder_ids(tokens, tgt_sentence, self.cfg.bos_id)
+        sentences = sentences_of(src_sentence, tgt_sentence, self.device)
+        src = pad_batch([source.ids], self.cfg.pad_id, self.device)
+        capture = ActivationCache(with_qkv=options.with_qkv)
+        with torch.inference_mode():
+            memory = self.model.encode(src, capture, sentences)
+            tgt = pad_batch([decoder_input], self.cfg.pad_id, self.device)
+            log_probs = self.model.decode(tgt, memory, src, capture, sentences=sentences)[0].log_softmax(dim=-1)
+        log_probs = suppressed_log_probs(self.model.rules, log_probs)
+        timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
+        trace = self.build_trace(text, source, tokens, capture, log_probs, options, label, src_sentence, tgt_sentence)
+        timings["total_ms"] = (time.perf_counter() - start) * 1000
+        return Translation(replace(trace, timings=timings, decoder_passes=passes + 1), None)
+
+    def _decode_sentences(self, sources: list[list[int]], options: TraceOptions) -> tuple[list[list[int]], int, str]:
+        """Output ids of each sentence, the decoder passes spent, and the Trace's decoding label.
+
+        A forced prefix runs across sentences: a sentence's part of it ends with its </s> (or at its
+        length limit), and the sentence it ends in continues greedily after it. The other sentences
+        are remembered or decoded together."""
+        decoding, eos = options.decoding, self.cfg.eos_id
+        outputs: list[list[int] | None] = [None] * len(sources)
+        passes = 0
+        prefix = list(options.forced_prefix)
+        for i, source in enumerate(sources):
+            if not prefix:
+                break
+            limit = decoding.max_length(len(source), self.cfg.max_positions)
+            cut = min(prefix.index(eos) + 1 if eos in prefix else len(prefix), limit)
+            forced, prefix = prefix[:cut], prefix[cut:]
+            if forced[-1] == eos or len(forced) == limit:
+                outputs[i] = forced
+            else:
+                src = pad_batch([source], self.cfg.pad_id, self.device)
+                outputs[i] = greedy_decode(self.model, src, decoding, forced)[0]
+                passes += len(outputs[i]) - len(forced)
+        todo = [i for i, output in enumerate(outputs) if output is None]
+        for i in todo:
+            outputs[i] = self.remembered.get((tuple(sources[i]), decoding))
+        todo = [i for i in todo if outputs[i] is None]
+        if todo:
+            decoded, spent = decode_batch(self.model, [sources[i] for i in todo], decoding)
+            passes += spent
+            for i, output in zip(todo, decoded, strict=True):
+                outputs[i] = output
+                self.remembered[(tuple(sources[i]), decoding)] = output
+            while len(self.remembered) > REMEMBERED_SENTENCES:
+                del self.remembered[next(iter(self.remembered))]  # the oldest
+        strategy = "greedy" if decoding.beam_size == 1 else f"beam {decoding.beam_size}"
+        if options.forced_prefix:
+            strategy = f"forced prefix of {len(options.forced_prefix)}"
+        return [list(output or []) for output in outputs], passes, f"{strategy}, {len(sources)} sentences"
 
     def _run_one_stack(self, text: str, source: SourceIds, options: TraceOptions) -> Translation:
         """An encoder-only model fills the input's masks; a decoder-only one continues it (engine/one_stack.py)."""
@@ -311,29 +443,36 @@ class Translator:
         log_probs: torch.Tensor,
         options: TraceOptions,
         decoding: str,
+        src_sentence: np.ndarray | None = None,
+        tgt_sentence: np.ndarray | None = None,
     ) -> Trace:
-        """The Trace of output `tokens` (y1 … yT) from a forced pass's maps and log-probabilities (T, V)."""
-        decoder_ids = [self.cfg.bos_id] + tokens[:-1]
+        """The Trace of output `tokens` (y1 … yT) from a forced pass's maps and log-probabilities (T, V);
+        the sentence arrays say which sentence each piece belongs to when the text had several."""
+        if src_sentence is None or tgt_sentence is None:
+            src_sentence, tgt_sentence = np.zeros(len(source.ids), np.int64), np.zeros(len(tokens), np.int64)
+        decoder_input = decoder_ids(tokens, tgt_sentence, self.cfg.bos_id)
         cfg = self.cfg
         return Trace(
             source_text=text,
-            translation=self.tokenizer.decode_target(tokens),
+            translation=" ".join(self.tokenizer.decode_target(ids) for ids in by_sentence(tokens, tgt_sentence)),
             model_name=self.name,
             src_ids=np.asarray(source.ids, dtype=np.int64),
             src_pieces=self.tokenizer.source_pieces(source.ids),
-            tgt_ids=np.asarray(decoder_ids, dtype=np.int64),
-            tgt_pieces=self.tokenizer.target_pieces(decoder_ids),
+            tgt_ids=np.asarray(decoder_input, dtype=np.int64),
+            tgt_pieces=self.tokenizer.target_pieces(decoder_input),
             out_ids=np.asarray(tokens, dtype=np.int64),
             out_pieces=self.tokenizer.target_pieces(tokens),
             enc_self=stack_maps(capture, "enc_self", cfg.n_encoder_layers),
             dec_self=stack_maps(capture, "dec_self", cfg.n_decoder_layers),
             cross=stack_maps(capture, "cross", cfg.n_decoder_layers),
             **top_k(log_probs, options.top_k, self.tokenizer),
-            positional=to_numpy(self.model.position_table()[: len(source.ids)]),
+            positional=to_numpy(self.model.position_table()[torch.from_numpy(positions_within(src_sentence))]),
             positions=cfg.positions,
             qkv=qkv_of(capture) if options.with_qkv else None,
             timings={},
             device=str(self.device),
             decoding=decoding,
             truncated=source.truncated,
+            src_sentence=src_sentence,
+            tgt_sentence=tgt_sentence,
         )

@@ -73,7 +73,7 @@ class Walkthrough:
     scores: np.ndarray  # (Tk,) q · k_j
     scale: float  # √d_k
     scaled: np.ndarray  # (Tk,) scores / √d_k
-    visible: np.ndarray  # (Tk,) bool: False where the causal mask hides a future position
+    visible: np.ndarray  # (Tk,) bool: False where the mask hides a key (a future position, another sentence)
     masked: np.ndarray  # (Tk,) scaled, with −∞ where hidden
     weights: np.ndarray  # (Tk,) softmax(masked); sums to 1
     # step 5: the weighted sum and the output projection
@@ -147,8 +147,9 @@ def build_walkthrough(
     scale = math.sqrt(d_k)
     scaled = scores / scale
     positions = np.arange(len(key_pieces))
-    # only decoder self-attention hides keys: a query may not see later target positions
+    # decoder self-attention hides later target positions; a text of several sentences, other sentences
     visible = positions <= query if kind == "dec_self" else np.ones(len(key_pieces), dtype=bool)
+    visible &= trace.same_sentence(kind)[query]
     masked = np.where(visible, scaled, -np.inf)
     weights = softmax(masked)
     weighted_v = weights[:, None] * v  # (Tk, d_k)

@@ -291,7 +291,8 @@ class MainWindow(QMainWindow):
         self.head_view.set_trace(trace)
         forced, beam_node = len(result.request.forced_prefix), state.beam_selection is not None
         self.decoder_steps.set_trace(trace, forced_length=0 if beam_node else forced)
-        self.beam_view.set_tree(result.beam if result.request.beam_size > 1 else None, selected=state.beam_selection)
+        searched = trace.sentences if result.request.beam_size > 1 else 0
+        self.beam_view.set_tree(result.beam if searched else None, state.beam_selection, searched)
         self.positional_view.set_result(trace, result.embedding_norms, result.positional_norms)
         self.selection_bar.show_forcing(forced, beam_node)
         self.sentence.show_trace(trace)

@@ -58,8 +58,12 @@ class BeamView(QWidget):
         self._foreground = foreground
         self.set_tree(None)
 
-    def set_tree(self, tree: BeamTree | None, selected: tuple[int, ...] | None = None) -> None:
+    def set_tree(
+        self, tree: BeamTree | None, selected: tuple[int, ...] | None = None, searched_sentences: int = 0
+    ) -> None:
+        """Show `tree`; without one, `searched_sentences` > 1 says the text's sentences were each searched."""
         self.tree = tree
+        self.searched_sentences = searched_sentences
         self.selected = None
         if tree is not None and selected is not None:
             self.selected = next((i for i, n in enumerate(tree.nodes) if n.tokens == tuple(selected)), None)
@@ -95,6 +99,12 @@ class BeamView(QWidget):
         layout.setStretch(0, 0 if tree is not None else 1)  # the caption takes the room the plot leaves
         if tree is None and self.shape == "encoder-only":
             self.caption.setText(f"<i>{NO_BEAM}</i>")
+            return
+        if tree is None and self.searched_sentences > 1:
+            self.caption.setText(
+                f"<i>Each of the text's {self.searched_sentences} sentences had a beam search of its own; "
+                "their best hypotheses are the translation above. Type one sentence to see its search tree.</i>"
+            )
             return
         if tree is None:
             self.caption.setText(

@@ -65,7 +65,7 @@ def self_row_title(trace: Trace, step: int) -> str:
         return f"mask {step + 1}: position {row} over the whole text"
     if trace.shape == "decoder-only":
         return f"new token {step + 1}: position {row} over the text so far"
-    return f"step {step + 1}: masked self-attention over the decoder input"
+    return f"step {step + 1}: masked self-attention over the decoder input{of_sentence(trace, row - 1)}"
 
 
 def one_stack_output(trace: Trace, step: int) -> str:
@@ -88,19 +88,36 @@ def one_stack_output(trace: Trace, step: int) -> str:
     return f"filled: {' '.join(parts)} &nbsp; <small>(mask {step + 1} of {len(trace.out_pieces)})</small>"
 
 
+def of_sentence(trace: Trace, row: int) -> str:
+    """' of sentence 2/5' for a decoder row of a text of several sentences; '' for one sentence."""
+    if trace.sentences == 1:
+        return ""
+    return f" of sentence {int(trace.tgt_sentence[row]) + 1}/{trace.sentences}"
+
+
 def self_kind(trace: Trace) -> str:
     """The self-attention a step's row is drawn from: the decoder's, or BERT's encoder."""
     return "enc_self" if trace.shape == "encoder-only" else "dec_self"
 
 
+def sentence_keys(trace: Trace, kind: str, row: int) -> np.ndarray:
+    """Indices of the keys query `row` of `kind` may attend to: its own sentence's (every key for one
+    sentence). A step of a text of several sentences is drawn over its sentence only."""
+    return np.flatnonzero(trace.same_sentence(kind)[row])
+
+
 def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cross row over the source, self row over the input, visible mask) of output `step`; the cross
-    row is empty without cross-attention (BERT, GPT-2), and BERT's encoder row sees every position."""
+    """(cross row over the source, self row over the input, visible mask) of output `step`, each over
+    the step's own sentence (`sentence_keys`); the cross row is empty without cross-attention (BERT,
+    GPT-2), and BERT's encoder row sees every position."""
     row = step_row(trace, step)
-    cross = select_map(trace, "cross", layer, head)[row] if "cross" in trace.kinds else np.zeros(0)
+    cross = np.zeros(0)
+    if "cross" in trace.kinds:
+        cross = select_map(trace, "cross", layer, head)[row, sentence_keys(trace, "cross", row)]
     kind = self_kind(trace)
-    self_row = select_map(trace, kind, layer, head)[row]
-    visible = np.arange(len(self_row)) <= row if kind == "dec_self" else np.ones(len(self_row), dtype=bool)
+    keys = sentence_keys(trace, kind, row)
+    self_row = select_map(trace, kind, layer, head)[row, keys]
+    visible = keys <= row if kind == "dec_self" else np.ones(len(keys), dtype=bool)
     return cross, self_row, visible
 
 
@@ -328,10 +345,14 @@ class DecoderStepsView(QWidget):
         self._show_candidates(trace, step)
         self._draw_topk(trace, step)
         where = f"layer {layer + 1}, {head_label(state.head)}"
-        sources = trace.src_pieces if "cross" in trace.kinds else []  # BERT has a source but no cross row
+        row = step_row(trace, step)
+        sources = []  # BERT has a source but no cross row
+        if "cross" in trace.kinds:
+            sources = [trace.src_pieces[i] for i in sentence_keys(trace, "cross", row)]
         self._draw_row(self.cross_plot, self.cross_bars, self.cross_row, sources)
-        self.cross_plot.setTitle(f"step {step + 1}: cross-attention over the source ({where})")
+        self.cross_plot.setTitle(f"step {step + 1}: cross-attention over the source{of_sentence(trace, row)} ({where})")
         pieces = trace.input_pieces if trace.shape != "encoder-decoder" else trace.tgt_pieces
+        pieces = [pieces[i] for i in sentence_keys(trace, self_kind(trace), row)]
         self._draw_row(self.self_plot, self.self_bars, np.where(self.visible, self.self_row, 0.0), pieces)
         self._draw_masked(self.visible)
         self.self_plot.setTitle(f"{self_row_title(trace, step)} ({where})")

@@ -278,3 +278,37 @@ def test_the_step_rows_label_every_piece_on_one_line_then_two_then_thin_the_rest
     show_sentence(qtbot, window, "je suis étudiant")
     assert axis.fixedHeight == one_line_height  # one line again
     assert not any("\n" in label for _, label in axis._tickLevels[0])
+
+
+# --- a text of several sentences ---
+
+PARAGRAPH = "Je suis étudiant. Le chien dort ! Tu es mon ami."
+
+
+def test_a_step_of_a_text_is_drawn_over_its_own_sentence_and_can_be_forced(window, qtbot):
+    show_sentence(qtbot, window, PARAGRAPH)
+    trace, state, steps = window.trace, window.view_state, window.decoder_steps
+    assert trace.sentences == 3
+    state.select(layer=1, head=0)
+    step = int(np.flatnonzero(trace.tgt_sentence == 1)[1])  # the second step of the second sentence
+    steps.slider.setValue(step + 1)
+    src, tgt = np.flatnonzero(trace.src_sentence == 1), np.flatnonzero(trace.tgt_sentence == 1)
+    np.testing.assert_allclose(steps.cross_row, trace.cross[1, 0, step, src])
+    np.testing.assert_allclose(steps.self_row, trace.dec_self[1, 0, step, tgt])
+    np.testing.assert_array_equal(steps.visible, tgt <= step)  # its own <s> and itself; the rest is future
+    assert "of sentence 2/3" in steps.cross_plot.getPlotItem().titleLabel.text
+    # forcing a candidate there keeps the first sentence and changes the second from that step on
+    wanted = int(trace.topk_ids[step, 1])
+    window.force_token(step, wanted)
+    wait_for_new_trace(qtbot, window, trace)
+    forced = window.trace
+    assert forced.sentences == 3 and int(forced.out_ids[step]) == wanted
+    np.testing.assert_array_equal(forced.out_ids[forced.tgt_sentence == 0], trace.out_ids[trace.tgt_sentence == 0])
+
+
+def test_a_beam_search_over_a_text_says_where_its_trees_went(window, qtbot):
+    show_sentence(qtbot, window, PARAGRAPH)
+    window.selection_bar.beam_size.setValue(2)
+    qtbot.waitUntil(lambda: window.trace.decoding == "beam 2, 3 sentences", timeout=TIMEOUT_MS)
+    assert window.beam_view.plot.isHidden()
+    assert "3 sentences had a beam search of its own" in window.beam_view.caption.text()

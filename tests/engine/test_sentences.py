@@ -1,0 +1,161 @@
+"""A text of several sentences: split, translated sentence by sentence, traced as one block-diagonal Trace."""
+
+import numpy as np
+import pytest
+from trace_checks import assert_trace_of
+
+from engine.analysis import analyze_trace
+from engine.decoding import DecodingOptions
+from engine.importance import head_importance, output_projections, recorded_values
+from engine.sentences import positions_within, split_sentences
+from engine.trace import Trace
+from engine.translator import TraceOptions, Translator
+
+PARTS = ["Je suis étudiant.", "Le chien dort !", "Nous aimons le chat, tu es mon ami ?"]
+TEXT = " ".join(PARTS)
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_model_dir):
+    return Translator.from_directory(tiny_model_dir, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (TEXT, PARTS),
+        ("Mr. Smith arrived. He was late!", ["Mr. Smith arrived.", "He was late!"]),
+        ("M. Dupont est là. Il attend.", ["M. Dupont est là.", "Il attend."]),
+        ("J. K. Rowling wrote it.", ["J. K. Rowling wrote it."]),
+        ("It costs 3.5 euros. Cheap.", ["It costs 3.5 euros.", "Cheap."]),
+        ("« Viens ! » dit-il. Oui.", ["« Viens ! » dit-il.", "Oui."]),
+        ("Wait... what? No.", ["Wait... what?", "No."]),
+        ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
+        ("No full stop at the end", ["No full stop at the end"]),
+    ],
+)
+def test_sentences_are_split_where_a_reader_would(text, sentences):
+    assert split_sentences(text) == sentences
+
+
+def test_positions_count_from_each_sentences_start():
+    assert positions_within(np.array([0, 0, 0, 1, 1, 2])).tolist() == [0, 1, 2, 0, 1, 0]
+
+
+def test_each_sentence_of_a_text_is_traced_as_if_alone(translator):
+    trace = translator.trace(TEXT)
+    assert_trace_of(translator, TEXT, trace)
+    assert trace.sentences == 3 and trace.decoding == "greedy, 3 sentences"
+    alone = [translator.trace(part) for part in PARTS]
+    assert trace.translation == " ".join(t.translation for t in alone)
+    for s, single in enumerate(alone):
+        src, tgt = trace.src_sentence == s, trace.tgt_sentence == s
+        assert list(trace.out_ids[tgt]) == list(single.out_ids)
+        np.testing.assert_allclose(trace.enc_self[:, :, src][..., src], single.enc_self, atol=1e-5)
+        np.testing.assert_allclose(trace.dec_self[:, :, tgt][..., tgt], single.dec_self, atol=1e-5)
+        np.testing.assert_allclose(trace.cross[:, :, tgt][..., src], single.cross, atol=1e-5)
+        np.testing.assert_allclose(trace.topk_probs[tgt], single.topk_probs, atol=1e-5)
+        np.testing.assert_allclose(trace.positional[src], single.positional)  # positions start again at 0
+        assert trace.tgt_pieces[np.flatnonzero(tgt)[0]] == "<s>"
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".json"])
+def test_a_text_of_sentences_saves_and_loads(translator, tmp_path, suffix):
+    trace = translator.trace(TEXT)
+    trace.save(tmp_path / f"t{suffix}")
+    loaded = Trace.load(tmp_path / f"t{suffix}")
+    assert loaded.equals(trace) and loaded.sentences == 3
+
+
+def test_sentence_arrays_must_count_in_order(translator):
+    from dataclasses import replace
+
+    trace = translator.trace(TEXT)
+    with pytest.raises(ValueError, match="src_sentence"):
+        replace(trace, src_sentence=trace.src_sentence[::-1].copy())
+
+
+def test_typing_at_the_end_decodes_only_the_last_sentence(translator):
+    translator.remembered.clear()
+    first = translator.trace(TEXT)
+    again = translator.trace(TEXT)
+    assert again.translation == first.translation
+    np.testing.assert_allclose(again.cross, first.cross, atol=1e-6)
+    assert again.decoder_passes == 1  # every sentence remembered: only the forced pass that records the maps
+    longer = translator.trace(TEXT + " Il mange.")
+    alone = translator.trace("Il mange.")
+    assert longer.decoder_passes == len(alone.out_ids) + 1  # the new sentence's steps, then the forced pass
+
+
+def test_beam_search_translates_every_sentence(translator):
+    options = TraceOptions(decoding=DecodingOptions(beam_size=3))
+    translation = translator.run(TEXT, options)
+    assert translation.beam is None  # one search tree per sentence: the app shows none for a text
+    assert translation.trace.decoding == "beam 3, 3 sentences"
+    assert_trace_of(translator, TEXT, translation.trace, options.decoding)
+    best = [translator.run(part, options).trace.translation for part in PARTS]
+    assert translation.trace.translation == " ".join(best)
+
+
+def test_a_forced_prefix_runs_across_sentences(translator):
+    trace = translator.trace(TEXT)
+    second = np.flatnonzero(trace.tgt_sentence == 1)
+    step = int(second[1])  # the second step of the second sentence
+    wanted = int(trace.topk_ids[step, 1])  # its runner-up
+    prefix = tuple(int(i) for i in trace.out_ids[:step]) + (wanted,)
+    forced = translator.trace(TEXT, TraceOptions(forced_prefix=prefix))
+    assert list(forced.out_ids[: len(prefix)]) == list(prefix)
+    assert forced.decoding == f"forced prefix of {len(prefix)}, 3 sentences"
+    assert forced.sentences == 3
+    np.testing.assert_array_equal(forced.out_ids[forced.tgt_sentence == 0], trace.out_ids[trace.tgt_sentence == 0])
+    np.testing.assert_array_equal(forced.out_ids[forced.tgt_sentence == 2], trace.out_ids[trace.tgt_sentence == 2])
+
+
+def test_a_long_text_of_sentences_is_cut_to_the_models_length(translator):
+    text = " ".join([TEXT] * 40)
+    trace = translator.trace(text)
+    assert trace.truncated and len(trace.src_ids) <= translator.cfg.max_positions
+    assert_trace_of(translator, text, trace)
+
+
+def test_importance_of_a_text_is_the_sum_over_its_sentences(translator):
+    """Sentences are independent: masking a head costs the text what it costs each sentence, summed."""
+    trace = translator.trace(TEXT)
+    for kind in ("enc_self", "cross"):
+        whole = head_importance(translator.model, trace, kind).drop
+        parts = sum(head_importance(translator.model, translator.trace(p), kind).drop for p in PARTS)
+        np.testing.assert_allclose(whole, parts, atol=1e-3)
+
+
+def test_walkthrough_of_a_text_hides_other_sentences(translator):
+    trace = translator.trace(TEXT, TraceOptions(with_qkv=True))
+    query = int(np.flatnonzero(trace.tgt_sentence == 1)[2])
+    for kind in ("dec_self", "cross"):
+        walk = translator.walkthrough(trace, kind, 1, 2, query)
+        np.testing.assert_allclose(walk.weights, trace.attention(kind)[1, 2, query], atol=1e-5)
+        assert not walk.visible[trace.same_sentence(kind)[query] == 0].any()
+
+
+def test_value_norms_of_a_text_come_from_its_own_pass(translator):
+    """Without q/k/v the values come from a forced pass over the text, which must keep the sentences apart."""
+    plain = translator.trace(TEXT)
+    recorded = translator.trace(TEXT, TraceOptions(with_qkv=True))
+    projections = output_projections(translator.model)
+    a = analyze_trace(plain, projections, recorded_values(translator.model, plain))
+    b = analyze_trace(recorded, projections, recorded_values(translator.model, recorded))
+    for kind in ("enc_self", "dec_self", "cross"):
+        np.testing.assert_allclose(a.value_norms[kind], b.value_norms[kind], atol=1e-4)
+
+
+def test_head_statistics_of_a_text_weigh_its_sentences_by_their_rows(translator):
+    """Each statistic is a mean over query rows, taken within each sentence (its own diagonal, its
+    own sinks, its own <s> row left out): the text's is the row-weighted mean of its sentences'."""
+    trace = translator.trace(TEXT)
+    whole = analyze_trace(trace).statistics
+    alone = [analyze_trace(translator.trace(p)).statistics for p in PARTS]
+    for kind in ("enc_self", "dec_self", "cross"):
+        queries = trace.src_sentence if kind == "enc_self" else trace.tgt_sentence
+        rows = np.array([np.sum(queries == s) - (kind == "dec_self") for s in range(len(PARTS))], dtype=float)
+        for name in ("entropy", "mean_distance", "diagonal", "sink", "max_weight"):
+            expected = sum(w * a[kind].value(name) for w, a in zip(rows, alone, strict=True)) / rows.sum()
+            np.testing.assert_allclose(whole[kind].value(name), expected, atol=1e-5, err_msg=f"{kind} {name}")
