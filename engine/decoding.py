@@ -95,6 +95,75 @@ def _greedy_loop(
 
 
 @dataclass(frozen=True)
+class RecordedSentence:
+    """One sentence of a batch decoded by `greedy_decode_recorded`, with what a forced pass over its
+    output would record."""
+
+    tokens: list[int]  # y1 … yT, as greedy_decode gives them
+    maps: dict[str, Tensor]  # capture name ('encoder.0.self_attn.weights', …) → (H, queries, keys)
+    logits: Tensor  # (T, V) of each step
+
+
+@torch.no_grad()
+def greedy_decode_recorded(
+    model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions()
+) -> tuple[list[RecordedSentence], int]:
+    """Greedy decoding of a batch src (B, S) of an encoder–decoder model that keeps every sentence's
+    attention rows and logits as it goes, and the decoder passes it spent.
+
+    Row t of step t is row t of a forced pass over the output (the cache guarantees it), so the
+    maps need no second pass. Once half the sentences still in the batch have ended, they leave it
+    (the cache keeps the others' rows): a long sentence does not carry short ones to its end.
+    """
+    cfg = model.cfg
+    lengths = (src != cfg.pad_id).sum(dim=1).tolist()
+    limits = [options.max_length(n, cfg.max_positions) for n in lengths]
+    encoded = ActivationCache()
+    memory = model.encode(src, encoded)
+    cache = model.new_cache()
+    tokens: list[list[int]] = [[] for _ in lengths]
+    active = list(range(len(lengths)))  # the sentence of each batch row
+    steps: list[tuple[list[int], dict[str, Tensor], Tensor]] = []  # (active, name → (A, H, keys), logits (A, V))
+    inputs = torch.full((len(lengths), 1), cfg.bos_id, dtype=torch.long, device=src.device)
+    while active:
+        recorded = ActivationCache()
+        logits = model.decode(inputs, memory, src, recorded, cache)[:, -1]  # (A, V)
+        step_limits = torch.tensor([limits[b] for b in active], device=src.device)
+        positions = torch.full_like(step_limits, len(steps))
+        chosen = constrain(model.rules, logits, positions, step_limits, cfg.eos_id).argmax(dim=-1)  # (A,)
+        weights = {name: t[:, :, -1] for name, t in recorded.tensors.items() if name.endswith(".weights")}
+        steps.append((active, weights, logits))
+        open_rows = []
+        for row, (b, token) in enumerate(zip(active, chosen.tolist(), strict=True)):
+            if tokens[b] and (tokens[b][-1] == cfg.eos_id or len(tokens[b]) >= limits[b]):
+                continue  # ended earlier, still in the batch
+            tokens[b].append(token)
+            if token != cfg.eos_id and len(tokens[b]) < limits[b]:
+                open_rows.append(row)
+        if not open_rows:
+            break
+        inputs = chosen[:, None]
+        if 2 * len(open_rows) <= len(active):  # half have ended: the batch keeps only the open rows
+            keep = torch.tensor(open_rows, device=src.device)
+            cache.reorder(keep)
+            memory, src, inputs = memory.index_select(0, keep), src.index_select(0, keep), inputs.index_select(0, keep)
+            active = [active[row] for row in open_rows]
+    sentences = []
+    for b, (n_src, out) in enumerate(zip(lengths, tokens, strict=True)):
+        maps = {name: t[b, :, :n_src, :n_src] for name, t in encoded.tensors.items() if name.endswith(".weights")}
+        rows = [(names, step_logits, members.index(b)) for members, names, step_logits in steps[: len(out)]]
+        for name in rows[0][0]:
+            parts = [names[name][row] for names, _, row in rows]  # (H, keys) of each step
+            if name.endswith("cross_attn.weights"):
+                maps[name] = torch.stack([part[:, :n_src] for part in parts], dim=1)  # (H, T, S)
+            else:  # step t saw t + 1 keys; the later ones are masked: weight 0
+                maps[name] = torch.stack([F.pad(part, (0, len(out) - part.size(-1))) for part in parts], dim=1)
+        logits = torch.stack([step_logits[row] for _, step_logits, row in rows])  # (T, V)
+        sentences.append(RecordedSentence(out, maps, logits))
+    return sentences, len(steps)
+
+
+@dataclass(frozen=True)
 class DraftResult:
     tokens: list[int]  # identical to greedy_decode's output
     accepted: int  # how many draft tokens the check pass confirmed

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.architecture import KIND_PARTS, stack_of
+from engine.architecture import KIND_PARTS, cache_prefix, stack_of
 from engine.beam import BeamResult, beam_search, beam_search_batch
 from engine.beam_tree import BeamTree, beam_tree
 from engine.checkpoint import LoadedModel
-from engine.decoding import DecodingOptions, greedy_decode, greedy_from_draft
+from engine.decoding import DecodingOptions, RecordedSentence, greedy_decode, greedy_decode_recorded, greedy_from_draft
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
 from engine.model import ActivationCache, ModelConfig, MultiHeadAttention, Transformer, sentences_of
@@ -36,7 +36,7 @@ from engine.walkthrough import HeadParameters, Walkthrough, build_walkthrough
 
 log = logging.getLogger(__name__)
 MAX_CHARS_PER_PIECE = 16  # SentencePiece's default longest piece: text beyond max_positions × this is cut unread
-REMEMBERED_SENTENCES = 512  # translations of single sentences a Translator keeps for texts of several
+REMEMBERED_SENTENCES = 256  # sentences (with their trace rows) a Translator keeps for texts of several
 
 
 class EmptyInputError(ValueError):
@@ -68,6 +68,46 @@ class _Decoded:
     passes: int  # decoder forward calls spent
     label: str  # Trace.decoding: "greedy", "beam 4", "forced prefix of 2"
     tree: BeamTree | None
+
+
+@dataclass(frozen=True)
+class Captured:
+    """A Trace's maps (kind → L×H×queries×keys), candidate fields (`top_k`) and q/k/v (or None)."""
+
+    maps: dict[str, np.ndarray]
+    candidates: dict
+    qkv: dict[str, np.ndarray] | None
+
+
+@dataclass(frozen=True)
+class SentenceRecord:
+    """One sentence's greedy translation and its part of a text's Trace, kept between keystrokes."""
+
+    src_ids: list[int]
+    out_ids: list[int]
+    maps: dict[str, np.ndarray]  # kind → (L, H, queries, keys) over this sentence alone
+    candidates: dict  # top_k's fields for its steps
+
+
+def join_records(records: Sequence[SentenceRecord], src_sentence: np.ndarray, tgt_sentence: np.ndarray) -> Captured:
+    """The sentences' maps as one block-diagonal map per layer and head (0 between sentences), and
+    their candidates one after another."""
+    axes = {"enc_self": (src_sentence, src_sentence), "dec_self": (tgt_sentence, tgt_sentence)}
+    axes["cross"] = (tgt_sentence, src_sentence)
+    maps = {}
+    for kind, (rows, columns) in axes.items():
+        L, H = records[0].maps[kind].shape[:2]
+        joined = np.zeros((L, H, len(rows), len(columns)), dtype=np.float32)
+        for s, record in enumerate(records):
+            r, c = np.flatnonzero(rows == s), np.flatnonzero(columns == s)
+            joined[:, :, r[0] : r[-1] + 1, c[0] : c[-1] + 1] = record.maps[kind]
+        maps[kind] = joined
+    candidates = {
+        "topk_ids": np.concatenate([r.candidates["topk_ids"] for r in records]),
+        "topk_probs": np.concatenate([r.candidates["topk_probs"] for r in records]),
+        "topk_pieces": [row for r in records for row in r.candidates["topk_pieces"]],
+    }
+    return Captured(maps, candidates, None)
 
 
 @dataclass(frozen=True)
@@ -226,9 +266,9 @@ class Translator:
         self.model.freeze_for_inference()
         self.tokenizer = loaded.tokenizer
         self.cfg = loaded.model.cfg
-        # (source ids, decoding) → output ids of single sentences, so that typing at the end of a
-        # paragraph decodes only the sentence being typed
-        self.remembered: dict[tuple[tuple[int, ...], DecodingOptions], list[int]] = {}
+        # (source ids, decoding, top k) → a sentence's greedy translation and trace rows, so that typing
+        # at the end of a paragraph decodes only the sentence being typed
+        self.remembered: dict[tuple[tuple[int, ...], DecodingOptions, int], SentenceRecord] = {}
 
     @classmethod
     def from_directory(cls, directory: Path | str, device: str = "auto") -> Translator:
@@ -304,45 +344,97 @@ class Translator:
                 log_probs = self.model.decode(decoder_input, memory, src, capture)[0].log_softmax(dim=-1)  # (T, V)
             passes += 1
             timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
-        log_probs = suppressed_log_probs(self.model.rules, log_probs)  # what the model may output, as decoding saw it
-        trace = self.build_trace(text, source, decoded.tokens, capture, log_probs, options, decoded.label)
+        trace = self.build_trace(
+            text, source, decoded.tokens, self.captured(capture, log_probs, options), decoded.label
+        )
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return Translation(replace(trace, timings=timings, decoder_passes=passes), decoded.tree)
 
     def _run_sentences(self, text: str, parts: list[SourceIds], options: TraceOptions, start: float) -> Translation:
-        """A text of several sentences: each decoded on its own (side by side, or remembered from an
-        earlier keystroke), then one forced pass over all of them, each attending only to itself."""
-        timings = {"tokenize_ms": (time.perf_counter() - start) * 1000}
-        mark = time.perf_counter()
-        with torch.inference_mode():
-            outputs, passes, label = self._decode_sentences([part.ids for part in parts], options)
-        timings["decode_ms"] = (time.perf_counter() - mark) * 1000
+        """A text of several sentences, each translated on its own and traced attending only to itself.
 
-        mark = time.perf_counter()
+        Greedy decoding records each sentence's rows as it goes (`greedy_decode_recorded`: new
+        sentences side by side, one batch) and remembers them, so typing at the end of a paragraph
+        decodes only the sentence being typed. Beam search, a forced prefix and q/k/v take one forced
+        pass over all the sentences side by side (`engine.model.Sentences`)."""
+        timings = {"tokenize_ms": (time.perf_counter() - start) * 1000}
         source = SourceIds([i for part in parts for i in part.ids], any(part.truncated for part in parts))
-        tokens = [i for output in outputs for i in output]
         src_sentence = np.repeat(np.arange(len(parts)), [len(part.ids) for part in parts])
-        tgt_sentence = np.repeat(np.arange(len(parts)), [len(output) for output in outputs])
-        decoder_input = decoder_ids(tokens, tgt_sentence, self.cfg.bos_id)
+        mark = time.perf_counter()
+        if options.decoding.beam_size == 1 and not options.forced_prefix and not options.with_qkv:
+            records, passes = self._sentence_records([part.ids for part in parts], options)
+            timings["decode_ms"] = (time.perf_counter() - mark) * 1000
+            tokens = [i for record in records for i in record.out_ids]
+            tgt_sentence = np.repeat(np.arange(len(parts)), [len(record.out_ids) for record in records])
+            captured = join_records(records, src_sentence, tgt_sentence)
+            label = f"greedy, {len(parts)} sentences"
+        else:
+            with torch.inference_mode():
+                outputs, passes, label = self._decode_sentences([part.ids for part in parts], options)
+            timings["decode_ms"] = (time.perf_counter() - mark) * 1000
+            mark = time.perf_counter()
+            tokens = [i for output in outputs for i in output]
+            tgt_sentence = np.repeat(np.arange(len(parts)), [len(output) for output in outputs])
+            captured = self._forced_sentences(source.ids, tokens, src_sentence, tgt_sentence, options)
+            passes += 1
+            timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
+        trace = self.build_trace(text, source, tokens, captured, label, src_sentence, tgt_sentence)
+        timings["total_ms"] = (time.perf_counter() - start) * 1000
+        return Translation(replace(trace, timings=timings, decoder_passes=passes), None)
+
+    def _forced_sentences(
+        self,
+        src_ids: list[int],
+        tokens: list[int],
+        src_sentence: np.ndarray,
+        tgt_sentence: np.ndarray,
+        options: TraceOptions,
+    ) -> Captured:
+        """One forced pass over the sentences side by side, each attending only to itself."""
         sentences = sentences_of(src_sentence, tgt_sentence, self.device)
-        src = pad_batch([source.ids], self.cfg.pad_id, self.device)
+        src = pad_batch([src_ids], self.cfg.pad_id, self.device)
+        tgt = pad_batch([decoder_ids(tokens, tgt_sentence, self.cfg.bos_id)], self.cfg.pad_id, self.device)
         capture = ActivationCache(with_qkv=options.with_qkv)
         with torch.inference_mode():
             memory = self.model.encode(src, capture, sentences)
-            tgt = pad_batch([decoder_input], self.cfg.pad_id, self.device)
             log_probs = self.model.decode(tgt, memory, src, capture, sentences=sentences)[0].log_softmax(dim=-1)
-        log_probs = suppressed_log_probs(self.model.rules, log_probs)
-        timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
-        trace = self.build_trace(text, source, tokens, capture, log_probs, options, label, src_sentence, tgt_sentence)
-        timings["total_ms"] = (time.perf_counter() - start) * 1000
-        return Translation(replace(trace, timings=timings, decoder_passes=passes + 1), None)
+        return self.captured(capture, log_probs, options)
+
+    def _sentence_records(self, sources: list[list[int]], options: TraceOptions) -> tuple[list[SentenceRecord], int]:
+        """Each sentence's greedy translation and trace rows, remembered or decoded (the new ones in one
+        batch), and the decoder passes spent."""
+        keys = [(tuple(ids), options.decoding, options.top_k) for ids in sources]
+        new = [i for i, key in enumerate(keys) if key not in self.remembered]
+        passes = 0
+        if new:
+            with torch.inference_mode():
+                src = pad_batch([sources[i] for i in new], self.cfg.pad_id, self.device)
+                recorded, passes = greedy_decode_recorded(self.model, src, options.decoding)
+                for i, sentence in zip(new, recorded, strict=True):
+                    self.remembered[keys[i]] = self._record(sources[i], sentence, options)
+            while len(self.remembered) > REMEMBERED_SENTENCES:
+                del self.remembered[next(iter(self.remembered))]  # the oldest
+        return [self.remembered[key] for key in keys], passes
+
+    def _record(self, src_ids: list[int], sentence: RecordedSentence, options: TraceOptions) -> SentenceRecord:
+        def maps(kind: str) -> np.ndarray:  # (L, H, queries, keys)
+            layers = range(self.cfg.n_encoder_layers if kind == "enc_self" else self.cfg.n_decoder_layers)
+            return to_numpy(torch.stack([sentence.maps[f"{cache_prefix(kind, layer)}.weights"] for layer in layers]))
+
+        log_probs = suppressed_log_probs(self.model.rules, sentence.logits.log_softmax(dim=-1))
+        return SentenceRecord(
+            src_ids=list(src_ids),
+            out_ids=list(sentence.tokens),
+            maps={kind: maps(kind) for kind in ("enc_self", "dec_self", "cross")},
+            candidates=top_k(log_probs, options.top_k, self.tokenizer),
+        )
 
     def _decode_sentences(self, sources: list[list[int]], options: TraceOptions) -> tuple[list[list[int]], int, str]:
         """Output ids of each sentence, the decoder passes spent, and the Trace's decoding label.
 
         A forced prefix runs across sentences: a sentence's part of it ends with its </s> (or at its
         length limit), and the sentence it ends in continues greedily after it. The other sentences
-        are remembered or decoded together."""
+        are decoded together (greedy ones remembered from an earlier keystroke are not)."""
         decoding, eos = options.decoding, self.cfg.eos_id
         outputs: list[list[int] | None] = [None] * len(sources)
         passes = 0
@@ -359,18 +451,16 @@ class Translator:
                 src = pad_batch([source], self.cfg.pad_id, self.device)
                 outputs[i] = greedy_decode(self.model, src, decoding, forced)[0]
                 passes += len(outputs[i]) - len(forced)
+        for i, output in enumerate(outputs):
+            record = self.remembered.get((tuple(sources[i]), decoding, options.top_k))
+            if output is None and record is not None:
+                outputs[i] = record.out_ids
         todo = [i for i, output in enumerate(outputs) if output is None]
-        for i in todo:
-            outputs[i] = self.remembered.get((tuple(sources[i]), decoding))
-        todo = [i for i in todo if outputs[i] is None]
         if todo:
             decoded, spent = decode_batch(self.model, [sources[i] for i in todo], decoding)
             passes += spent
             for i, output in zip(todo, decoded, strict=True):
                 outputs[i] = output
-                self.remembered[(tuple(sources[i]), decoding)] = output
-            while len(self.remembered) > REMEMBERED_SENTENCES:
-                del self.remembered[next(iter(self.remembered))]  # the oldest
         strategy = "greedy" if decoding.beam_size == 1 else f"beam {decoding.beam_size}"
         if options.forced_prefix:
             strategy = f"forced prefix of {len(options.forced_prefix)}"
@@ -434,24 +524,32 @@ class Translator:
             rows = table(ids) * self.model.embed_scale  # (P, d)
         return rows.norm(dim=1).cpu().numpy().astype(np.float64)  # float32 on the device: MPS has no float64
 
+    def captured(self, capture: ActivationCache, log_probs: torch.Tensor, options: TraceOptions) -> Captured:
+        """What a forced pass recorded, as the Trace's arrays; log_probs (T, V) as the forced pass gave them."""
+        cfg = self.cfg
+        maps = {
+            "enc_self": stack_maps(capture, "enc_self", cfg.n_encoder_layers),
+            "dec_self": stack_maps(capture, "dec_self", cfg.n_decoder_layers),
+            "cross": stack_maps(capture, "cross", cfg.n_decoder_layers),
+        }
+        candidates = top_k(suppressed_log_probs(self.model.rules, log_probs), options.top_k, self.tokenizer)
+        return Captured(maps, candidates, qkv_of(capture) if options.with_qkv else None)
+
     def build_trace(
         self,
         text: str,
         source: SourceIds,
         tokens: list[int],
-        capture: ActivationCache,
-        log_probs: torch.Tensor,
-        options: TraceOptions,
+        captured: Captured,
         decoding: str,
         src_sentence: np.ndarray | None = None,
         tgt_sentence: np.ndarray | None = None,
     ) -> Trace:
-        """The Trace of output `tokens` (y1 … yT) from a forced pass's maps and log-probabilities (T, V);
-        the sentence arrays say which sentence each piece belongs to when the text had several."""
+        """The Trace of output `tokens` (y1 … yT) from its maps and candidates; the sentence arrays say
+        which sentence each piece belongs to when the text had several."""
         if src_sentence is None or tgt_sentence is None:
             src_sentence, tgt_sentence = np.zeros(len(source.ids), np.int64), np.zeros(len(tokens), np.int64)
         decoder_input = decoder_ids(tokens, tgt_sentence, self.cfg.bos_id)
-        cfg = self.cfg
         return Trace(
             source_text=text,
             translation=" ".join(self.tokenizer.decode_target(ids) for ids in by_sentence(tokens, tgt_sentence)),
@@ -462,13 +560,11 @@ class Translator:
             tgt_pieces=self.tokenizer.target_pieces(decoder_input),
             out_ids=np.asarray(tokens, dtype=np.int64),
             out_pieces=self.tokenizer.target_pieces(tokens),
-            enc_self=stack_maps(capture, "enc_self", cfg.n_encoder_layers),
-            dec_self=stack_maps(capture, "dec_self", cfg.n_decoder_layers),
-            cross=stack_maps(capture, "cross", cfg.n_decoder_layers),
-            **top_k(log_probs, options.top_k, self.tokenizer),
+            **captured.maps,
+            **captured.candidates,
             positional=to_numpy(self.model.position_table()[torch.from_numpy(positions_within(src_sentence))]),
-            positions=cfg.positions,
-            qkv=qkv_of(capture) if options.with_qkv else None,
+            positions=self.cfg.positions,
+            qkv=captured.qkv,
             timings={},
             device=str(self.device),
             decoding=decoding,

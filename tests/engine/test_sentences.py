@@ -59,6 +59,17 @@ def test_each_sentence_of_a_text_is_traced_as_if_alone(translator):
         assert trace.tgt_pieces[np.flatnonzero(tgt)[0]] == "<s>"
 
 
+def test_the_remembered_path_and_the_forced_pass_agree(translator):
+    """Greedy sentences are recorded while decoding; with q/k/v the same text takes one forced pass."""
+    translator.remembered.clear()
+    recorded = translator.trace(TEXT)
+    forced = translator.trace(TEXT, TraceOptions(with_qkv=True))
+    assert forced.decoder_passes == 1  # the remembered translations, then the forced pass
+    for kind in ("enc_self", "dec_self", "cross"):
+        np.testing.assert_allclose(recorded.attention(kind), forced.attention(kind), atol=1e-5)
+    np.testing.assert_allclose(recorded.topk_probs, forced.topk_probs, atol=1e-5)
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".json"])
 def test_a_text_of_sentences_saves_and_loads(translator, tmp_path, suffix):
     trace = translator.trace(TEXT)
@@ -81,10 +92,14 @@ def test_typing_at_the_end_decodes_only_the_last_sentence(translator):
     again = translator.trace(TEXT)
     assert again.translation == first.translation
     np.testing.assert_allclose(again.cross, first.cross, atol=1e-6)
-    assert again.decoder_passes == 1  # every sentence remembered: only the forced pass that records the maps
+    assert again.decoder_passes == 0  # every sentence remembered with its trace rows
     longer = translator.trace(TEXT + " Il mange.")
     alone = translator.trace("Il mange.")
-    assert longer.decoder_passes == len(alone.out_ids) + 1  # the new sentence's steps, then the forced pass
+    assert longer.decoder_passes == len(alone.out_ids)  # the new sentence's steps only
+    assert_trace_of(translator, TEXT + " Il mange.", longer)
+    np.testing.assert_allclose(
+        longer.cross[:, :, longer.tgt_sentence == 3][..., longer.src_sentence == 3], alone.cross, atol=1e-5
+    )
 
 
 def test_beam_search_translates_every_sentence(translator):
@@ -159,3 +174,41 @@ def test_head_statistics_of_a_text_weigh_its_sentences_by_their_rows(translator)
         for name in ("entropy", "mean_distance", "diagonal", "sink", "max_weight"):
             expected = sum(w * a[kind].value(name) for w, a in zip(rows, alone, strict=True)) / rows.sum()
             np.testing.assert_allclose(whole[kind].value(name), expected, atol=1e-5, err_msg=f"{kind} {name}")
+
+
+def test_recorded_decoding_drops_ended_sentences_and_keeps_forced_pass_rows(translator, monkeypatch):
+    """Sentences that have ended leave the batch; what is left still records exactly the rows and
+    logits of a forced pass over each output, and the tokens of plain greedy decoding."""
+    import torch
+
+    from engine.decoding import greedy_decode, greedy_decode_recorded
+    from engine.kv_cache import DecoderCache
+    from engine.model import ActivationCache
+    from engine.translator import pad_batch
+
+    kept = []
+    reorder = DecoderCache.reorder
+    monkeypatch.setattr(DecoderCache, "reorder", lambda cache, index: (kept.append(len(index)), reorder(cache, index)))
+    texts = [
+        "Il.",
+        "Je suis étudiant et tu es mon ami, nous aimons le chat et le chien dort.",
+        "Oui.",
+        "Le chien dort.",
+    ]
+    sources = [translator.tokenizer.encode_source(t) for t in texts]
+    model = translator.model
+    src = pad_batch(sources, model.cfg.pad_id, "cpu")
+    with torch.inference_mode():
+        recorded, passes = greedy_decode_recorded(model, src, DecodingOptions(max_len_a=0.5, max_len_b=2))
+        plain = greedy_decode(model, src, DecodingOptions(max_len_a=0.5, max_len_b=2))
+    assert kept and kept[-1] < len(texts)  # the batch shrank
+    assert passes == max(len(r.tokens) for r in recorded)
+    for source, sentence, tokens in zip(sources, recorded, plain, strict=True):
+        assert sentence.tokens == tokens
+        capture = ActivationCache()
+        with torch.inference_mode():
+            one = pad_batch([source], model.cfg.pad_id, "cpu")
+            logits = model(one, pad_batch([[model.cfg.bos_id] + tokens[:-1]], model.cfg.pad_id, "cpu"), capture)[0]
+        torch.testing.assert_close(sentence.logits, logits, atol=1e-4, rtol=1e-4)
+        for name, weights in sentence.maps.items():
+            torch.testing.assert_close(weights, capture[name][0], atol=1e-5, rtol=1e-5)
