@@ -112,8 +112,8 @@ def greedy_decode_recorded(
     attention rows and logits as it goes, and the decoder passes it spent.
 
     Row t of step t is row t of a forced pass over the output (the cache guarantees it), so the
-    maps need no second pass. Once half the sentences still in the batch have ended, they leave it
-    (the cache keeps the others' rows): a long sentence does not carry short ones to its end.
+    maps need no second pass. A sentence leaves the batch when it ends (the cache keeps the others'
+    rows): a long sentence does not carry short ones to its end.
     """
     cfg = model.cfg
     lengths = (src != cfg.pad_id).sum(dim=1).tolist()
@@ -125,7 +125,7 @@ def greedy_decode_recorded(
     active = list(range(len(lengths)))  # the sentence of each batch row
     steps: list[tuple[list[int], dict[str, Tensor], Tensor]] = []  # (active, name → (A, H, keys), logits (A, V))
     inputs = torch.full((len(lengths), 1), cfg.bos_id, dtype=torch.long, device=src.device)
-    while active:
+    while True:
         recorded = ActivationCache()
         logits = model.decode(inputs, memory, src, recorded, cache)[:, -1]  # (A, V)
         step_limits = torch.tensor([limits[b] for b in active], device=src.device)
@@ -135,16 +135,14 @@ def greedy_decode_recorded(
         steps.append((active, weights, logits))
         open_rows = []
         for row, (b, token) in enumerate(zip(active, chosen.tolist(), strict=True)):
-            if tokens[b] and (tokens[b][-1] == cfg.eos_id or len(tokens[b]) >= limits[b]):
-                continue  # ended earlier, still in the batch
             tokens[b].append(token)
             if token != cfg.eos_id and len(tokens[b]) < limits[b]:
                 open_rows.append(row)
         if not open_rows:
             break
         inputs = chosen[:, None]
-        if 2 * len(open_rows) <= len(active):  # half have ended: the batch keeps only the open rows
-            keep = torch.tensor(open_rows, device=src.device)
+        if len(open_rows) < len(active):  # the batch keeps only the sentences still open
+            keep = torch.tensor(open_rows, device=src.device, dtype=torch.long)
             cache.reorder(keep)
             memory, src, inputs = memory.index_select(0, keep), src.index_select(0, keep), inputs.index_select(0, keep)
             active = [active[row] for row in open_rows]
