@@ -25,6 +25,7 @@ from engine.render.figures import (
     _label_axes,
     _label_width,
     _sentence_line,
+    hidden_cells,
     suptitle,
     title_height,
 )
@@ -141,13 +142,10 @@ def value_norms_figure(trace: Trace, analysis: Analysis, kind: str, layer: int, 
         height = map_h + _label_width(cols) + 0.8 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         weights_ax, norms_ax = fig.subplots(1, 2)
-        image = _heatmap(weights_ax, select_map(trace, kind, layer, head), kind)
+        hidden = hidden_cells(trace, kind)
+        image = _heatmap(weights_ax, select_map(trace, kind, layer, head), hidden)
         fig.colorbar(image, ax=weights_ax, label="attention weight α", shrink=min(1.0, 3.0 / map_h), aspect=25)
-        shown = (
-            np.ma.masked_array(norm_map, mask=np.triu(np.ones_like(norm_map, bool), 1))
-            if kind == "dec_self"
-            else norm_map
-        )
+        shown = np.ma.masked_array(norm_map, mask=hidden)
         image = norms_ax.imshow(shown, cmap="Oranges", vmin=0.0, aspect="equal")
         fig.colorbar(image, ax=norms_ax, label="‖α f(x)‖", shrink=min(1.0, 3.0 / map_h), aspect=25)
         for ax, name in ((weights_ax, "weights α"), (norms_ax, "value norms ‖α f(x)‖")):

@@ -77,7 +77,7 @@ MIN_MAP = 1.6  # inches: short sentences still get a map large enough to read
 DEFAULT_PNG_DPI = 200
 VECTOR_DPI = 300  # SVG and PDF embed each map at its own resolution; this only sizes any other raster
 ATTENTION_CMAP = "Blues"  # white (no attention) to dark blue (all of it): prints well, perceptually ordered
-MASKED_COLOUR = "#d9d9d9"  # cells the causal mask forbids, told apart from a weight of 0
+MASKED_COLOUR = "#d9d9d9"  # cells the mask forbids (the future, another sentence), told apart from a weight of 0
 
 
 class ExportError(Exception):
@@ -91,18 +91,19 @@ def _attention_cmap() -> Colormap:
     return matplotlib.colormaps[ATTENTION_CMAP].with_extremes(bad=MASKED_COLOUR)
 
 
-def _masked_if_causal(weights: np.ndarray, kind: str) -> np.ndarray | np.ma.MaskedArray:
-    """Decoder self-attention's future cells as masked, so they show grey rather than 'weight 0'."""
-    if kind != "dec_self":
-        return weights
-    future = np.triu(np.ones(weights.shape, dtype=bool), k=1)
-    return np.ma.masked_array(weights, mask=future)
+def hidden_cells(trace: Trace, kind: str) -> np.ndarray:
+    """queries × keys, True where the model's mask forbids the cell: a later target position in
+    decoder self-attention, or another sentence of a text (see engine/sentences.py)."""
+    hidden = ~trace.same_sentence(kind)
+    if kind == "dec_self":
+        hidden |= np.triu(np.ones(hidden.shape, dtype=bool), k=1)
+    return hidden
 
 
-def _heatmap(ax: Axes, weights: np.ndarray, kind: str) -> AxesImage:
-    return ax.imshow(
-        _masked_if_causal(weights, kind), cmap=_attention_cmap(), vmin=0.0, vmax=1.0, aspect="equal", origin="upper"
-    )
+def _heatmap(ax: Axes, weights: np.ndarray, hidden: np.ndarray) -> AxesImage:
+    """The map with its forbidden cells grey rather than 'weight 0'."""
+    shown = np.ma.masked_array(weights, mask=hidden)
+    return ax.imshow(shown, cmap=_attention_cmap(), vmin=0.0, vmax=1.0, aspect="equal", origin="upper")
 
 
 def _label_axes(ax: Axes, rows: Sequence[str], cols: Sequence[str]) -> None:
@@ -148,7 +149,7 @@ def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
         height = map_h + _label_width(cols) + 0.5 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.add_subplot()
-        image = _heatmap(ax, weights, kind)
+        image = _heatmap(ax, weights, hidden_cells(trace, kind))
         _label_axes(ax, rows, cols)
         ax.set_ylabel(AXIS_NAMES[kind][0])
         ax.set_xlabel(AXIS_NAMES[kind][1])
@@ -176,11 +177,12 @@ def grid_figure(trace: Trace, kind: str) -> Figure:
         height = n_layers * (map_h + 0.2) + 0.6 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         axes = fig.subplots(n_layers, n_heads + 1, squeeze=False)
+        hidden = hidden_cells(trace, kind)
         for layer in range(n_layers):
             for column in range(n_heads + 1):
                 head: Head = AVERAGE if column == n_heads else column
                 ax = axes[layer, column]
-                image = _heatmap(ax, select_map(trace, kind, layer, head), kind)
+                image = _heatmap(ax, select_map(trace, kind, layer, head), hidden)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if layer == 0:

@@ -391,3 +391,19 @@ def test_control_characters_in_a_continuation_are_shown_not_dropped(one_stack_tr
     fig = figures.grid_figure(trace, "dec_self")
     assert "a<0x00>b↵c" in title_of(fig)
     save_figure(fig, tmp_path / "grid.png", dpi=30)  # warnings are errors here: none was raised
+
+
+def test_cells_the_mask_forbids_are_grey_not_zero(tiny_model_dir):
+    """Decoder self-attention's future, and every cell between two sentences of a text, are drawn as
+    masked (grey), told apart from a weight the head chose to make 0."""
+    text = "Je suis étudiant. Le chien dort !"
+    trace = Translator.from_directory(tiny_model_dir, "cpu").trace(text)
+    assert trace.sentences == 2
+    for kind in ("enc_self", "dec_self", "cross"):
+        for fig in (figures.head_figure(trace, kind, 0, 0), figures.grid_figure(trace, kind)):
+            shown = fig.axes[0].images[0].get_array()
+            expected = ~trace.same_sentence(kind)
+            if kind == "dec_self":
+                expected |= np.triu(np.ones(expected.shape, dtype=bool), k=1)
+            np.testing.assert_array_equal(np.ma.getmaskarray(shown), expected)
+            np.testing.assert_allclose(shown.compressed(), trace.attention(kind)[0, 0][~expected], atol=1e-6)
