@@ -202,6 +202,11 @@ class Trace:
         }[kind]
         return rows[:, None] == columns[None, :]
 
+    def sentence_keys(self, kind: str, row: int) -> np.ndarray:
+        """Indices of the keys query `row` of `kind` may attend to: its own sentence's (every key for
+        one sentence). Views draw a step of a text of several sentences over its sentence only."""
+        return np.flatnonzero(self.same_sentence(kind)[row])
+
     @property
     def n_heads(self) -> int:
         return self.enc_self.shape[1]

@@ -42,7 +42,7 @@ from engine.render.labels import (
     visible_text,
 )
 from engine.render.request import ANALYSIS_FIGURES, FIGURES, FigureRequest, PositionalParams
-from engine.render.shapes import check_kind_present, step_kind
+from engine.render.shapes import check_kind_present, of_sentence, step_kind
 from engine.render.text_fit import FONT_FAMILY, wrap_text
 from engine.trace import Trace
 
@@ -265,7 +265,11 @@ def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
         if not 0 <= step < n_steps:
             raise ValueError(f"step index {step} is out of range 0..{n_steps - 1}")
         check_selection(trace, "cross", layer, head)
-        n_cols = max(len(trace.src_pieces), step + 1)
+        # the step's own sentence: a text of several sentences translates each on its own
+        sources = trace.sentence_keys("cross", step)
+        inputs = [i for i in trace.sentence_keys("dec_self", step) if i <= step]  # later keys are masked
+        src_pieces, tgt_pieces = [trace.src_pieces[i] for i in sources], [trace.tgt_pieces[i] for i in inputs]
+        n_cols = max(len(src_pieces), len(tgt_pieces))
         width = max(6.5, n_cols * 0.26 + 1.5)
         chosen = display_piece(trace.out_pieces[step])
         title = (
@@ -274,18 +278,18 @@ def step_figure(trace: Trace, step: int, layer: int, head: Head) -> Figure:
             f"{_sentence_line(trace)}"
         )
         k = trace.topk_probs.shape[1]
-        bars_h = 1.6 + _label_width(trace.src_pieces + trace.tgt_pieces[: step + 1])
+        bars_h = 1.6 + _label_width(src_pieces + tgt_pieces)
         height = k * 0.25 + 0.8 + 2 * bars_h + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         top_ax, cross_ax, self_ax = fig.subplots(3, 1, height_ratios=[k * 0.25 + 0.8, bars_h, bars_h])
         topk_bars(top_ax, trace, step)
-        cross_row = select_map(trace, "cross", layer, head)[step]
-        row_bars(
-            cross_ax, cross_row, trace.src_pieces, f"{KIND_LABELS['cross'].name} of step {step + 1} over the source"
-        )
-        self_row = select_map(trace, "dec_self", layer, head)[step, : step + 1]  # later keys are masked
-        self_title = f"{KIND_LABELS['dec_self'].name} of step {step + 1} over the decoder input so far"
-        row_bars(self_ax, self_row, trace.tgt_pieces[: step + 1], self_title)
+        sentence = of_sentence(trace, step)
+        cross_row = select_map(trace, "cross", layer, head)[step, sources]
+        cross_title = f"{KIND_LABELS['cross'].name} of step {step + 1} over the source{sentence}"
+        row_bars(cross_ax, cross_row, src_pieces, cross_title)
+        self_row = select_map(trace, "dec_self", layer, head)[step, inputs]
+        self_title = f"{KIND_LABELS['dec_self'].name} of step {step + 1} over the decoder input so far{sentence}"
+        row_bars(self_ax, self_row, tgt_pieces, self_title)
         suptitle(fig, title, width)
         return fig
 

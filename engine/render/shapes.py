@@ -49,6 +49,13 @@ def step_row(trace: Trace, step: int) -> int:
     return int(trace.out_positions[step])
 
 
+def of_sentence(trace: Trace, row: int) -> str:
+    """' of sentence 2/5' for a decoder row of a text of several sentences; '' for one sentence."""
+    if trace.sentences == 1:
+        return ""
+    return f" of sentence {int(trace.tgt_sentence[row]) + 1}/{trace.sentences}"
+
+
 def check_kind_present(trace: Trace, kind: str) -> None:
     """Raise ValueError with the one sentence when `trace`'s model has no `kind`."""
     message = missing_kind(trace.shape, kind)

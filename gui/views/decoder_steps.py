@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.render.labels import head_label, select_map
-from engine.render.shapes import NO_MASK, STEP_NAMES, step_row
+from engine.render.shapes import NO_MASK, STEP_NAMES, of_sentence, step_row
 from engine.trace import Trace
 from gui.theme import plot_colors, style_plot
 from gui.view_state import ViewState
@@ -88,22 +88,9 @@ def one_stack_output(trace: Trace, step: int) -> str:
     return f"filled: {' '.join(parts)} &nbsp; <small>(mask {step + 1} of {len(trace.out_pieces)})</small>"
 
 
-def of_sentence(trace: Trace, row: int) -> str:
-    """' of sentence 2/5' for a decoder row of a text of several sentences; '' for one sentence."""
-    if trace.sentences == 1:
-        return ""
-    return f" of sentence {int(trace.tgt_sentence[row]) + 1}/{trace.sentences}"
-
-
 def self_kind(trace: Trace) -> str:
     """The self-attention a step's row is drawn from: the decoder's, or BERT's encoder."""
     return "enc_self" if trace.shape == "encoder-only" else "dec_self"
-
-
-def sentence_keys(trace: Trace, kind: str, row: int) -> np.ndarray:
-    """Indices of the keys query `row` of `kind` may attend to: its own sentence's (every key for one
-    sentence). A step of a text of several sentences is drawn over its sentence only."""
-    return np.flatnonzero(trace.same_sentence(kind)[row])
 
 
 def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,9 +100,9 @@ def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np
     row = step_row(trace, step)
     cross = np.zeros(0)
     if "cross" in trace.kinds:
-        cross = select_map(trace, "cross", layer, head)[row, sentence_keys(trace, "cross", row)]
+        cross = select_map(trace, "cross", layer, head)[row, trace.sentence_keys("cross", row)]
     kind = self_kind(trace)
-    keys = sentence_keys(trace, kind, row)
+    keys = trace.sentence_keys(kind, row)
     self_row = select_map(trace, kind, layer, head)[row, keys]
     visible = keys <= row if kind == "dec_self" else np.ones(len(keys), dtype=bool)
     return cross, self_row, visible
@@ -348,11 +335,11 @@ class DecoderStepsView(QWidget):
         row = step_row(trace, step)
         sources = []  # BERT has a source but no cross row
         if "cross" in trace.kinds:
-            sources = [trace.src_pieces[i] for i in sentence_keys(trace, "cross", row)]
+            sources = [trace.src_pieces[i] for i in trace.sentence_keys("cross", row)]
         self._draw_row(self.cross_plot, self.cross_bars, self.cross_row, sources)
         self.cross_plot.setTitle(f"step {step + 1}: cross-attention over the source{of_sentence(trace, row)} ({where})")
         pieces = trace.input_pieces if trace.shape != "encoder-decoder" else trace.tgt_pieces
-        pieces = [pieces[i] for i in sentence_keys(trace, self_kind(trace), row)]
+        pieces = [pieces[i] for i in trace.sentence_keys(self_kind(trace), row)]
         self._draw_row(self.self_plot, self.self_bars, np.where(self.visible, self.self_row, 0.0), pieces)
         self._draw_masked(self.visible)
         self.self_plot.setTitle(f"{self_row_title(trace, step)} ({where})")

@@ -407,3 +407,16 @@ def test_cells_the_mask_forbids_are_grey_not_zero(tiny_model_dir):
                 expected |= np.triu(np.ones(expected.shape, dtype=bool), k=1)
             np.testing.assert_array_equal(np.ma.getmaskarray(shown), expected)
             np.testing.assert_allclose(shown.compressed(), trace.attention(kind)[0, 0][~expected], atol=1e-6)
+
+
+def test_a_step_of_a_text_is_drawn_over_its_own_sentence(tiny_model_dir):
+    trace = Translator.from_directory(tiny_model_dir, "cpu").trace("Je suis étudiant. Le chien dort !")
+    step = int(np.flatnonzero(trace.tgt_sentence == 1)[1])  # the second step of the second sentence
+    fig = figures.step_figure(trace, step, 0, 0)
+    _, cross_ax, self_ax = fig.axes
+    sources = np.flatnonzero(trace.src_sentence == 1)
+    assert [t.get_text() for t in cross_ax.get_xticklabels()] == [display_piece(trace.src_pieces[i]) for i in sources]
+    heights = [bar.get_height() for bar in cross_ax.patches]
+    np.testing.assert_allclose(heights, trace.cross[0, 0, step, sources], atol=1e-6)
+    assert len(self_ax.patches) == 2  # its sentence's <s> and the step itself
+    assert "of sentence 2/2" in cross_ax.get_title()
