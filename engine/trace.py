@@ -60,6 +60,7 @@ import numpy as np
 
 from engine.architecture import ATTENTION_KINDS, SHAPE_KINDS, AttentionKind, ModelShape, check_kind
 from engine.files import write_atomic
+from engine.sentences import positions_within
 
 SCHEMA = "attention-studio-trace"
 SCHEMA_VERSION = 3  # 2: out_positions and positions, for encoder-only and decoder-only models; 3: sentences
@@ -226,6 +227,12 @@ class Trace:
     def input_pieces(self) -> list[str]:
         """The pieces the positional rows belong to: the source, or a decoder-only model's input."""
         return self.tgt_pieces if self.shape == "decoder-only" else self.src_pieces
+
+    @property
+    def input_positions(self) -> np.ndarray:
+        """The position each input piece was encoded at: its index, counted from its sentence's start
+        in a text of several sentences (`positional`'s rows are these positions' encodings)."""
+        return positions_within(self.tgt_sentence if self.shape == "decoder-only" else self.src_sentence)
 
     @property
     def input_ids(self) -> np.ndarray:

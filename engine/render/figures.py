@@ -210,8 +210,10 @@ def positional_figure(
     with matplotlib.rc_context(STYLE):
         if trace is not None:
             table = np.asarray(trace.positional, dtype=np.float64)
-            labels = display_pieces(trace.src_pieces)
-            title = f"{trace.model_name}: positional encodings of the source pieces\n{_sentence_line(trace)}"
+            labels = [
+                f"{pos} {p}" for pos, p in zip(trace.input_positions, display_pieces(trace.src_pieces), strict=True)
+            ]
+            title = f"{trace.model_name}: positional encodings of the source pieces (position, piece)\n{_sentence_line(trace)}"
         else:
             table = sinusoidal_table(n_positions, d_model, base)
             labels = None

@@ -73,7 +73,7 @@ def learned_positional_figure(trace: Trace) -> Figure:
     """The rows of a learned positional table that the input used (positions × dimensions), and how
     alike those rows are (cosine similarity). No sinusoid: a BERT or GPT-2 learned these numbers."""
     table = np.asarray(trace.positional, dtype=np.float64)  # (P, d_model)
-    labels = [f"{i} {p}" for i, p in enumerate(display_pieces(trace.input_pieces))]
+    labels = [f"{i} {p}" for i, p in zip(trace.input_positions, display_pieces(trace.input_pieces), strict=True)]
     with matplotlib.rc_context(STYLE):
         n_pos = table.shape[0]
         map_h = max(MIN_MAP, n_pos * CELL)

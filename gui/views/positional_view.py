@@ -263,7 +263,7 @@ class PositionalView(QWidget):
             table = sinusoidal_table(closed.n_positions, closed.d_model, closed.base)
             return table, [str(i) for i in range(closed.n_positions)]
         if self.trace is not None:
-            labels = [f"{i} {p}" for i, p in enumerate(self.trace.input_pieces)]
+            labels = [f"{i} {p}" for i, p in zip(self.trace.input_positions, self.trace.input_pieces, strict=True)]
             return np.asarray(self.trace.positional, dtype=np.float64), labels
         return np.zeros((0, 0)), []
 
@@ -305,6 +305,11 @@ class PositionalView(QWidget):
             if self.explore.isChecked()
             else f"the rows added to this sentence's {table.shape[0]} source pieces (d_model {d})"
         )
+        if not self.explore.isChecked() and self.trace is not None and self.trace.sentences > 1:
+            mode = (
+                f"the rows added to this text's {table.shape[0]} source pieces (d_model {d}); each of its "
+                f"{self.trace.sentences} sentences is translated on its own, so positions count from its start"
+            )
         self.caption.setText(
             f"<small>{mode}.<br>PE(pos, 2i) = sin(pos / base<sup>2i/d</sup>), "
             "PE(pos, 2i+1) = cos(pos / base<sup>2i/d</sup>).<br>"

@@ -312,3 +312,13 @@ def test_a_beam_search_over_a_text_says_where_its_trees_went(window, qtbot):
     qtbot.waitUntil(lambda: window.trace.decoding == "beam 2, 3 sentences", timeout=TIMEOUT_MS)
     assert window.beam_view.plot.isHidden()
     assert "3 sentences had a beam search of its own" in window.beam_view.caption.text()
+
+
+def test_the_positional_view_of_a_text_counts_positions_from_each_sentence(window, qtbot):
+    show_sentence(qtbot, window, PARAGRAPH)
+    view, trace = window.positional_view, window.trace
+    window.tabs.setCurrentWidget(view)
+    second = int(np.flatnonzero(trace.src_sentence == 1)[0])
+    assert view.heatmap.row_labels[second] == f"0 {trace.src_pieces[second]}"  # the encoding of position 0 again
+    np.testing.assert_array_equal(view.heatmap.matrix[second], trace.positional[0])
+    assert "3 sentences is translated on its own" in view.caption.text()
