@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -118,6 +119,15 @@ def add_average_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--model", type=Path, required=True, help="the model directory whose config and tokenizer to use")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--float16", action="store_true", help="store the weights as float16 (half the file size)")
+    p.add_argument(
+        "--greedy-dev",
+        type=Path,
+        help="TSV of held-out pairs: average only what a greedy soup keeps (Wortsman et al. 2022): the checkpoints "
+        "ranked by their own dev BLEU, each added when the mean's dev BLEU does not drop",
+    )
+    p.add_argument("--source-column", type=int, default=0, help="of --greedy-dev")
+    p.add_argument("--target-column", type=int, default=1, help="of --greedy-dev")
+    p.add_argument("--dev-sentences", type=int, default=1000, help="the first N pairs of --greedy-dev")
     return p
 
 
@@ -125,15 +135,25 @@ def run_average(args: argparse.Namespace) -> int:
     import torch
 
     from engine.checkpoint import ModelLoadError
-    from engine.training.train import average_models
+    from engine.training.data import read_pairs
+    from engine.training.train import SoupTrial, average_models
+
+    def report(trial: SoupTrial) -> None:
+        verdict = "kept" if trial.kept else "left out"
+        print(f"{trial.name:<60} alone {trial.alone:6.2f}  mean with it {trial.mean:6.2f}  {verdict}", flush=True)
 
     try:
-        average_models(args.model, args.weights, args.out, torch.float16 if args.float16 else torch.float32)
-    except ModelLoadError as error:
+        dev = None
+        if args.greedy_dev is not None:
+            dev = read_pairs(args.greedy_dev, args.source_column, args.target_column)[: args.dev_sentences]
+        dtype = torch.float16 if args.float16 else torch.float32
+        average_models(args.model, args.weights, args.out, dtype, dev, report)
+    except (ModelLoadError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OSError as error:  # the output folder cannot be written
         print(f"error: cannot write {args.out}: {error.strerror or error}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: the mean of {len(args.weights)} checkpoints")
+    kept = len(json.loads((args.out / "config.json").read_text(encoding="utf-8")).get("averaged", args.weights))
+    print(f"wrote {args.out}: the mean of {kept} of {len(args.weights)} checkpoints")
     return 0

@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -125,11 +125,19 @@ def average_state(states: Iterable[Mapping[str, torch.Tensor]]) -> dict[str, tor
     return {name: (tensor / count).float() for name, tensor in total.items()}
 
 
-def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: torch.dtype = torch.float32) -> Path:
+def average_models(
+    directory: Path,
+    weights: list[Path],
+    out_dir: Path,
+    dtype: torch.dtype = torch.float32,
+    dev_pairs: list[tuple[str, str]] | None = None,
+    report: Callable[[SoupTrial], None] | None = None,
+) -> Path:
     """Write to `out_dir` the model of `directory` (one of ours) with the element-wise mean of
     `weights` (model directories or weight files of the same shapes, e.g. the snapshots of several
     rounds of training), stored as `dtype`; each is checked as a model's own weights are. The mean
-    of one is a copy (in float16: half the size). Returns `out_dir`."""
+    of one is a copy (in float16: half the size). With `dev_pairs`, only the checkpoints a greedy
+    soup keeps are averaged (`greedy_soup`; each trial goes to `report`). Returns `out_dir`."""
     loaded = load_model(directory, "cpu")
     files = [path / WEIGHTS_FILE if path.is_dir() else path for path in weights]
     for path in files:
@@ -142,7 +150,14 @@ def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: t
         load_weights(model, path)
         return unique_state(model)
 
-    state = average_state(checked(path) for path in files)
+    if dev_pairs is None:
+        state = average_state(checked(path) for path in files)
+    else:
+        states = [checked(path) for path in files]
+        names = ["/".join(path.parts[-3:]) for path in files]
+        kept = greedy_soup(loaded.model, loaded.tokenizer, states, names, dev_pairs, report or (lambda trial: None))
+        files = [files[i] for i in kept]
+        state = average_state(states[i] for i in kept)
     with torch.no_grad():
         for name, target in unique_state(loaded.model).items():
             target.copy_(state[name])
@@ -152,6 +167,44 @@ def average_models(directory: Path, weights: list[Path], out_dir: Path, dtype: t
     for file_name in {info.source_tokenizer, info.target_tokenizer}:
         shutil.copyfile(directory / file_name, out_dir / file_name)
     return out_dir
+
+
+@dataclass(frozen=True)
+class SoupTrial:
+    name: str  # the checkpoint tried
+    alone: float  # its own dev BLEU
+    mean: float  # dev BLEU of the mean with it added (its own for the first)
+    kept: bool
+
+
+def greedy_soup(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    states: list[dict[str, torch.Tensor]],
+    names: list[str],
+    dev_pairs: list[tuple[str, str]],
+    report: Callable[[SoupTrial], None],
+) -> list[int]:
+    """The checkpoints worth averaging, by the greedy soup of Wortsman et al. 2022 ("Model soups"):
+    rank them by their own dev BLEU, start from the best, and add each next one when the mean's dev
+    BLEU does not drop. Returns the indices kept, best first. `model` is overwritten."""
+
+    def bleu(state: dict[str, torch.Tensor]) -> float:
+        with torch.no_grad():
+            for name, target in unique_state(model).items():
+                target.copy_(state[name])
+        return dev_bleu(model, tokenizer, dev_pairs)
+
+    alone = [bleu(state) for state in states]
+    order = sorted(range(len(states)), key=lambda i: -alone[i])
+    kept, best = [order[0]], alone[order[0]]
+    report(SoupTrial(names[order[0]], best, best, True))
+    for i in order[1:]:
+        mean = bleu(average_state(states[j] for j in [*kept, i]))
+        if mean >= best:
+            kept, best = [*kept, i], mean
+        report(SoupTrial(names[i], alone[i], mean, i in kept))
+    return kept
 
 
 LOG_FIELDS = ("step", "epoch", "elapsed_min", "lr", "train_loss", "dev_bleu", "checkpoint")

@@ -246,3 +246,43 @@ def test_average_of_one_in_float16_halves_the_file_and_keeps_the_translation(tin
     assert Translator.from_directory(out, "cpu").translate(sentences) == Translator.from_directory(
         tiny_model_dir, "cpu"
     ).translate(sentences)
+
+
+def test_a_greedy_soup_averages_only_the_checkpoints_that_help(tiny_model_dir, tmp_path, monkeypatch):
+    """Scored by a stand-in for dev BLEU (closeness to the tiny model's weights): of a pair that brackets
+    those weights and one far off, the mean keeps the pair and leaves the far one out."""
+    import engine.training.train as train_module
+    from engine.training.train import SoupTrial, average_models
+
+    target = {name: t.double() for name, t in load_file(str(tiny_model_dir / "model.safetensors")).items()}
+    offset = {name: torch.full_like(t, 0.01) for name, t in target.items()}
+    paths = {}
+    for label, factor in (("above", 1.0), ("below", -1.0), ("far", 5.0)):
+        paths[label] = tmp_path / f"{label}.safetensors"
+        save_file({n: (t + factor * offset[n]).float() for n, t in target.items()}, str(paths[label]))
+
+    def closeness(model, tokenizer, pairs) -> float:  # the stand-in for dev_bleu
+        state = {name: t.detach().double() for name, t in model.state_dict().items()}
+        return -sum(float((state[name] - t).abs().sum()) for name, t in target.items() if name in state)
+
+    monkeypatch.setattr(train_module, "dev_bleu", closeness)
+    trials: list[SoupTrial] = []
+    out = average_models(
+        tiny_model_dir,
+        [paths["far"], paths["above"], paths["below"]],
+        tmp_path / "soup",
+        dev_pairs=[("a", "b")],
+        report=trials.append,
+    )
+    assert [(t.name.split("/")[-1], t.kept) for t in trials] == [
+        ("above.safetensors", True),  # the best alone (a tie with "below", which comes later)
+        ("below.safetensors", True),  # the mean is the target itself: better
+        ("far.safetensors", False),  # the mean moves off: left out
+    ]
+    averaged = load_file(str(out / "model.safetensors"))
+    for name, tensor in target.items():
+        torch.testing.assert_close(averaged[name].double(), tensor, atol=1e-6, rtol=0)
+    assert [p.split("/")[-1] for p in json.loads((out / "config.json").read_text())["averaged"]] == [
+        "above.safetensors",
+        "below.safetensors",
+    ]
