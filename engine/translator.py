@@ -402,19 +402,24 @@ class Translator:
 
     def _sentence_records(self, sources: list[list[int]], options: TraceOptions) -> tuple[list[SentenceRecord], int]:
         """Each sentence's greedy translation and trace rows, remembered or decoded (the new ones in one
-        batch), and the decoder passes spent."""
+        batch, a repeated sentence once), and the decoder passes spent. The text's sentences become the
+        most recently used; the least recently used beyond REMEMBERED_SENTENCES are forgotten."""
         keys = [(tuple(ids), options.decoding, options.top_k) for ids in sources]
-        new = [i for i, key in enumerate(keys) if key not in self.remembered]
+        unique = list(dict.fromkeys(keys))
+        records = {key: self.remembered.pop(key) for key in unique if key in self.remembered}
+        new = [key for key in unique if key not in records]
         passes = 0
         if new:
             with torch.inference_mode():
-                src = pad_batch([sources[i] for i in new], self.cfg.pad_id, self.device)
+                src = pad_batch([list(key[0]) for key in new], self.cfg.pad_id, self.device)
                 recorded, passes = greedy_decode_recorded(self.model, src, options.decoding)
-                for i, sentence in zip(new, recorded, strict=True):
-                    self.remembered[keys[i]] = self._record(sources[i], sentence, options)
-            while len(self.remembered) > REMEMBERED_SENTENCES:
-                del self.remembered[next(iter(self.remembered))]  # the oldest
-        return [self.remembered[key] for key in keys], passes
+                for key, sentence in zip(new, recorded, strict=True):
+                    records[key] = self._record(list(key[0]), sentence, options)
+        for key in unique:
+            self.remembered[key] = records[key]
+        while len(self.remembered) > REMEMBERED_SENTENCES:
+            del self.remembered[next(iter(self.remembered))]  # the least recently used
+        return [records[key] for key in keys], passes
 
     def _record(self, src_ids: list[int], sentence: RecordedSentence, options: TraceOptions) -> SentenceRecord:
         def maps(kind: str) -> np.ndarray:  # (L, H, queries, keys)

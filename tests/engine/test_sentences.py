@@ -212,3 +212,20 @@ def test_recorded_decoding_drops_ended_sentences_and_keeps_forced_pass_rows(tran
         torch.testing.assert_close(sentence.logits, logits, atol=1e-4, rtol=1e-4)
         for name, weights in sentence.maps.items():
             torch.testing.assert_close(weights, capture[name][0], atol=1e-5, rtol=1e-5)
+
+
+def test_remembered_sentences_are_forgotten_least_recently_used_first(translator, monkeypatch):
+    import engine.translator as translator_module
+
+    monkeypatch.setattr(translator_module, "REMEMBERED_SENTENCES", 3)
+    translator.remembered.clear()
+    translator.trace(TEXT)  # three sentences remembered
+    text = "Il mange. Oui. " + TEXT  # two new ones push the oldest out while this text still needs them
+    trace = translator.trace(text)
+    assert_trace_of(translator, text, trace)
+    assert len(translator.remembered) == 3
+    assert [key[0] for key in translator.remembered] == [tuple(translator.source(p).ids) for p in PARTS]
+    repeated = translator.trace("Oui. Oui. Oui.")  # one sentence three times: decoded once
+    alone = translator.trace("Oui.")
+    assert repeated.decoder_passes == len(alone.out_ids)
+    assert repeated.translation == " ".join([alone.translation] * 3)
