@@ -195,7 +195,10 @@ def greedy_soup(
                 target.copy_(state[name])
         return dev_bleu(model, tokenizer, dev_pairs)
 
-    alone = [bleu(state) for state in states]
+    alone = []
+    for name, state in zip(names, states, strict=True):
+        alone.append(bleu(state))
+        log.info("%s alone: dev BLEU %.2f", name, alone[-1])
     order = sorted(range(len(states)), key=lambda i: -alone[i])
     kept, best = [order[0]], alone[order[0]]
     report(SoupTrial(names[order[0]], best, best, True))
