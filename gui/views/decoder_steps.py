@@ -65,7 +65,9 @@ def self_row_title(trace: Trace, step: int) -> str:
         return f"mask {step + 1}: position {row} over the whole text"
     if trace.shape == "decoder-only":
         return f"new token {step + 1}: position {row} over the text so far"
-    return f"step {step + 1}: masked self-attention over the decoder input{of_sentence(trace, row - 1)}"
+    if trace.sentences > 1:  # as short as one sentence's title: a longer one is cut at the plot's edge
+        return f"step {step + 1}: masked self-attention over the input{of_sentence(trace, row - 1)}"
+    return f"step {step + 1}: masked self-attention over the decoder input"
 
 
 def one_stack_output(trace: Trace, step: int) -> str:
