@@ -29,7 +29,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TEST_TSV = ROOT.parent / "shared" / "data" / "tatoeba-fra-eng" / "test.tsv"
+DEV_TSV = TEST_TSV.with_name("dev.tsv")
 BUCKETS = (5, 10, 20, 40)
+
+
+def single_sentences() -> list[str]:
+    """French sides of test.tsv, then dev.tsv, that are one sentence each: a text of several is
+    translated sentence by sentence (engine/sentences.py), which is other work than one sentence of
+    the same length."""
+    from engine.sentences import split_sentences
+
+    lines = [
+        line.split("\t")[0] for tsv in (TEST_TSV, DEV_TSV) for line in tsv.read_text(encoding="utf-8").splitlines()
+    ]
+    return [line for line in lines if len(split_sentences(line)) == 1]
+
+
+def forget(translator) -> None:
+    """Forget the sentences the translator remembers from earlier traces, so that a timed trace
+    starts from nothing: it remembers a text's sentences between keystrokes, and a text timed twice
+    would otherwise cost nothing the second time."""
+    translator.remembered.clear()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,8 +65,9 @@ def rss_mb() -> float:
 
 
 def sentences_by_length(translator, count: int) -> dict[int, list[str]]:
-    """Source sentences whose piece count (with </s>) is closest to each bucket; long ones are joined."""
-    lines = [line.split("\t")[0] for line in TEST_TSV.read_text(encoding="utf-8").splitlines()]
+    """Single sentences with each bucket's piece count (with </s>); where too few, sentences joined
+    (a text of several, as a paragraph would be)."""
+    lines = single_sentences()
     by_length: dict[int, list[str]] = {}
     for line in lines:
         by_length.setdefault(len(translator.source(line).ids), []).append(line)
@@ -72,7 +93,10 @@ def summarise(values: list[float]) -> str:
     return f"{percentile(values, 50):>6.1f} {percentile(values, 95):>6.1f} {max(values):>6.1f}"
 
 
-def timed_trace(translator, text: str, **kwargs) -> tuple[float, object]:
+def timed_trace(translator, text: str, forgetting: bool = True, **kwargs) -> tuple[float, object]:
+    """ms of one trace, and the trace; from nothing unless `forgetting` is False (typing's keys)."""
+    if forgetting:
+        forget(translator)
     start = time.perf_counter()
     trace = translator.trace(text, **kwargs)
     return (time.perf_counter() - start) * 1000, trace
@@ -81,11 +105,12 @@ def timed_trace(translator, text: str, **kwargs) -> tuple[float, object]:
 def type_all_keys(translator, text: str) -> tuple[list[float], list[int]]:
     """Type `text` key by key, each trace drafted from the previous one; ms and decoder passes per key."""
     times, passes, trace = [], [], None
+    forget(translator)  # what the text's earlier keys left is the app's to use; another text's is not
     for end in range(1, len(text) + 1):
         if not text[:end].strip():
             continue
         draft = None if trace is None else list(trace.out_ids)
-        elapsed, trace = timed_trace(translator, text[:end], draft=draft)
+        elapsed, trace = timed_trace(translator, text[:end], forgetting=False, draft=draft)
         times.append(elapsed)
         passes.append(trace.decoder_passes)
     return times, passes
@@ -101,13 +126,14 @@ def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> list[flo
     prefix has `pieces` pieces, each after an idle pause of `gap_s`; the others run back to back."""
     ends = set(prefix_ends(translator, text, pieces))
     times, trace = [], None
+    forget(translator)  # what the text's earlier keys left is the app's to use; another text's is not
     for end in range(1, max(ends, default=0) + 1):
         if not text[:end].strip():
             continue
         draft = None if trace is None else list(trace.out_ids)
         if end in ends:
             time.sleep(gap_s)
-            elapsed, trace = timed_trace(translator, text[:end], draft=draft)
+            elapsed, trace = timed_trace(translator, text[:end], forgetting=False, draft=draft)
             times.append(elapsed)
         else:
             trace = translator.trace(text[:end], draft=draft)
@@ -115,8 +141,8 @@ def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> list[flo
 
 
 def sentences_at_least(translator, pieces: int, count: int, spare: int = 10) -> list[str]:
-    """Test sentences (or runs of them joined) of `pieces` to `pieces + spare` pieces."""
-    lines = [line.split("\t")[0] for line in TEST_TSV.read_text(encoding="utf-8").splitlines()]
+    """Single sentences (or, where too few, runs of them joined) of `pieces` to `pieces + spare` pieces."""
+    lines = single_sentences()
     chosen, current = [], ""
     for line in lines:
         size = len(translator.source(line).ids)
