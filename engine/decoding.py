@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from engine.generation import constrain
 from engine.kv_cache import DecoderCache
-from engine.model import ActivationCache, Transformer
+from engine.model import ActivationCache, Transformer, sentences_of
 
 
 @dataclass(frozen=True)
@@ -106,25 +107,38 @@ class RecordedSentence:
 
 @torch.no_grad()
 def greedy_decode_recorded(
-    model: Transformer, src: Tensor, options: DecodingOptions = DecodingOptions()
+    model: Transformer, sources: list[list[int]], options: DecodingOptions = DecodingOptions()
 ) -> tuple[list[RecordedSentence], int]:
-    """Greedy decoding of a batch src (B, S) of an encoder–decoder model that keeps every sentence's
-    attention rows and logits as it goes, and the decoder passes it spent.
+    """Greedy decoding of several sentences of an encoder–decoder model (source ids, each ending
+    with </s>) that keeps every sentence's attention rows and logits as it goes, and the decoder
+    passes it spent.
 
-    Row t of step t is row t of a forced pass over the output (the cache guarantees it), so the
-    maps need no second pass. A sentence leaves the batch when it ends (the cache keeps the others'
-    rows): a long sentence does not carry short ones to its end.
+    The encoder reads the sentences side by side, each attending only to itself (no padding to
+    compute); the decoder runs them as a batch. Row t of step t is row t of a forced pass over the
+    output (the cache guarantees it), so the maps need no second pass. A sentence leaves the batch
+    when it ends (the cache keeps the others' rows): a long sentence does not carry short ones.
     """
     cfg = model.cfg
-    lengths = (src != cfg.pad_id).sum(dim=1).tolist()
+    device = next(model.parameters()).device
+    lengths = [len(ids) for ids in sources]
     limits = [options.max_length(n, cfg.max_positions) for n in lengths]
+    sentence_of = np.repeat(np.arange(len(sources)), lengths)
+    packed = torch.tensor([[i for ids in sources for i in ids]], device=device)  # (1, ΣS)
     encoded = ActivationCache()
-    memory = model.encode(src, encoded)
+    packed_memory = model.encode(packed, encoded, sentences_of(sentence_of, sentence_of[:0], device))[0]  # (ΣS, d)
+    starts = np.cumsum([0, *lengths[:-1]])
+    longest = max(lengths)
+    src = torch.full((len(sources), longest), cfg.pad_id, dtype=torch.long, device=device)  # (B, S) for the masks
+    rows = torch.zeros((len(sources), longest), dtype=torch.long, device=device)  # packed row of each position
+    for b, (ids, start) in enumerate(zip(sources, starts, strict=True)):
+        src[b, : len(ids)] = torch.tensor(ids, device=device)
+        rows[b] = torch.tensor([start + min(j, len(ids) - 1) for j in range(longest)], device=device)
+    memory = packed_memory[rows]  # (B, S, d); a padded position repeats its sentence's last row, masked
     cache = model.new_cache()
     tokens: list[list[int]] = [[] for _ in lengths]
     active = list(range(len(lengths)))  # the sentence of each batch row
     steps: list[tuple[list[int], dict[str, Tensor], Tensor]] = []  # (active, name → (A, H, keys), logits (A, V))
-    inputs = torch.full((len(lengths), 1), cfg.bos_id, dtype=torch.long, device=src.device)
+    inputs = torch.full((len(lengths), 1), cfg.bos_id, dtype=torch.long, device=device)
     while True:
         recorded = ActivationCache()
         logits = model.decode(inputs, memory, src, recorded, cache)[:, -1]  # (A, V)
@@ -147,8 +161,9 @@ def greedy_decode_recorded(
             memory, src, inputs = memory.index_select(0, keep), src.index_select(0, keep), inputs.index_select(0, keep)
             active = [active[row] for row in open_rows]
     sentences = []
-    for b, (n_src, out) in enumerate(zip(lengths, tokens, strict=True)):
-        maps = {name: t[b, :, :n_src, :n_src] for name, t in encoded.tensors.items() if name.endswith(".weights")}
+    for b, (n_src, out, start) in enumerate(zip(lengths, tokens, starts, strict=True)):
+        block = slice(int(start), int(start) + n_src)
+        maps = {name: t[0, :, block, block] for name, t in encoded.tensors.items() if name.endswith(".weights")}
         rows = [(names, step_logits, members.index(b)) for members, names, step_logits in steps[: len(out)]]
         for name in rows[0][0]:
             parts = [names[name][row] for names, _, row in rows]  # (H, keys) of each step

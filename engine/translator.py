@@ -411,8 +411,7 @@ class Translator:
         passes = 0
         if new:
             with torch.inference_mode():
-                src = pad_batch([list(key[0]) for key in new], self.cfg.pad_id, self.device)
-                recorded, passes = greedy_decode_recorded(self.model, src, options.decoding)
+                recorded, passes = greedy_decode_recorded(self.model, [list(key[0]) for key in new], options.decoding)
                 for key, sentence in zip(new, recorded, strict=True):
                     records[key] = self._record(list(key[0]), sentence, options)
         for key in unique:

@@ -197,9 +197,9 @@ def test_recorded_decoding_drops_ended_sentences_and_keeps_forced_pass_rows(tran
     ]
     sources = [translator.tokenizer.encode_source(t) for t in texts]
     model = translator.model
-    src = pad_batch(sources, model.cfg.pad_id, "cpu")
     with torch.inference_mode():
-        recorded, passes = greedy_decode_recorded(model, src, DecodingOptions(max_len_a=0.5, max_len_b=2))
+        recorded, passes = greedy_decode_recorded(model, sources, DecodingOptions(max_len_a=0.5, max_len_b=2))
+        src = pad_batch(sources, model.cfg.pad_id, "cpu")
         plain = greedy_decode(model, src, DecodingOptions(max_len_a=0.5, max_len_b=2))
     assert kept and kept[-1] < len(texts)  # the batch shrank
     assert passes == max(len(r.tokens) for r in recorded)
