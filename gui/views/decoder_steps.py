@@ -350,13 +350,14 @@ class DecoderStepsView(QWidget):
         if trace.shape != "encoder-decoder":
             self.output.setText(one_stack_output(trace, step))
             return
-        done = [html.escape(p) for p in trace.out_pieces[:step]]
-        forced = [i < self.forced_length for i in range(step + 1)]
-        parts = [f"<u>{p}</u>" if forced[i] else p for i, p in enumerate(done)]
+        first = int(trace.sentence_keys("dec_self", step)[0])  # a text of several: this step's sentence only
+        done = [(i, html.escape(trace.out_pieces[i])) for i in range(first, step)]
+        parts = [f"<u>{p}</u>" if i < self.forced_length else p for i, p in done]
         chosen = html.escape(trace.out_pieces[step])
-        mark = " (forced)" if forced[step] else ""
+        mark = " (forced)" if step < self.forced_length else ""
+        sentence = f"sentence {int(trace.tgt_sentence[step]) + 1}/{trace.sentences}, " if trace.sentences > 1 else ""
         self.output.setText(
-            f"output so far: {' '.join(parts)} <b style='color:#d62728'>[{chosen}]</b>{mark}"
+            f"{sentence}output so far: {' '.join(parts)} <b style='color:#d62728'>[{chosen}]</b>{mark}"
             f" &nbsp; <small>(underlined: forced; in brackets: chosen at step {step + 1})</small>"
         )
 

@@ -297,6 +297,7 @@ def test_a_step_of_a_text_is_drawn_over_its_own_sentence_and_can_be_forced(windo
     np.testing.assert_allclose(steps.self_row, trace.dec_self[1, 0, step, tgt])
     np.testing.assert_array_equal(steps.visible, tgt <= step)  # its own <s> and itself; the rest is future
     assert "of sentence 2/3" in steps.cross_plot.getPlotItem().titleLabel.text
+    assert steps.output.text().startswith(f"sentence 2/3, output so far: {trace.out_pieces[tgt[0]]} <b")
     # forcing a candidate there keeps the first sentence and changes the second from that step on
     wanted = int(trace.topk_ids[step, 1])
     window.force_token(step, wanted)
