@@ -148,9 +148,10 @@ class ActivationCache:
 class Sentences:
     """Which sentence each position of one concatenated source and target belongs to, each (1, length).
 
-    A text of several sentences is translated sentence by sentence; its trace comes from one forced
-    pass over all of them side by side, in which every position attends only to its own sentence and
-    counts its position from that sentence's start: exactly what each sentence's own pass computes.
+    A text of several sentences is translated sentence by sentence; the encoder reads them side by
+    side, and so does a forced pass over their translations (beam search, a forced prefix, q/k/v):
+    every position attends only to its own sentence and counts its position from that sentence's
+    start, exactly what each sentence's own pass computes.
     """
 
     src: Tensor  # (1, S) sentence index of each source position

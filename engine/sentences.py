@@ -2,10 +2,10 @@
 
 The shipped models learnt from single sentences: a paragraph fed to them as one sequence comes out
 as a loop ("I'm going to get a t a t a t …"). Like every production translator, the engine splits
-the text into sentences, decodes them side by side (one batch), and records the trace in one forced
-pass over all of them in which each sentence attends only to itself (`engine.model.Sentences`). The
-Trace says which sentence each piece belongs to (`src_sentence`, `tgt_sentence`); its maps are block
-diagonal.
+the text into sentences and decodes them side by side, one batch, each attending only to itself
+(`engine.model.Sentences`, `engine.decoding.greedy_decode_recorded`). The Trace says which sentence
+each piece belongs to (`src_sentence`, `tgt_sentence`); its maps are block diagonal. Numpy only:
+the analysis and the GUI read sentence arrays too.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 
 # sentence-final punctuation (French puts a space before ? and !), closing quotes or brackets, space,
 # then something that starts a sentence: a capital, a digit, an opening quote or ¿ ¡
-_BOUNDARY = re.compile(r"""(?<=[.!?…])["'»”’)\]]*\s+(?=["«“‘(¿¡]?[\d\w])""")
+_BOUNDARY = re.compile(r"""(?<=[.!?…])["'»”’)\]]*\s+(?=["«“‘(¿¡]?\w)""")
 # words whose period does not end a sentence (lower-cased, without the period)
 ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st sr jr vs etc cf e.g i.e p pp no vol fig m mm mme mmes mlle mlles me dr pr av bd".split()
+    "mr mrs ms dr prof st sr jr vs etc cf e.g i.e pp vol fig mm mme mmes mlle mlles av bd".split()
 )
 
 

@@ -32,6 +32,7 @@ def translator(tiny_model_dir):
         ("Wait... what? No.", ["Wait... what?", "No."]),
         ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
         ("No full stop at the end", ["No full stop at the end"]),
+        ("Give it to me. The answer is no. Then go.", ["Give it to me.", "The answer is no.", "Then go."]),
     ],
 )
 def test_sentences_are_split_where_a_reader_would(text, sentences):
