@@ -24,7 +24,7 @@ keystroke arrives and nothing more is computed.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
@@ -158,14 +158,41 @@ def _chunk_log_probs(
     return (chosen - logits.logsumexp(dim=-1)).sum(dim=-1)  # (B,)
 
 
-def head_importance(model: Transformer, trace: Trace, kind: AttentionKind) -> KindImportance:
-    """Every head of `kind` scored by masking, in one batched forced pass (see the module docstring)."""
+def sentence_inputs(model: Transformer, trace: Trace) -> list[ForcedInput]:
+    """One ForcedInput per sentence of the trace's text (one for a single sentence, BERT and GPT-2)."""
+    if trace.sentences == 1:
+        return [forced_input(model, trace)]
+    device = next(model.parameters()).device
+
+    def ids(array: np.ndarray) -> Tensor:
+        return torch.tensor(np.array(array, dtype=np.int64), device=device)[None]  # (1, length)
+
+    inputs = []
+    for s in range(trace.sentences):
+        src, tgt = trace.src_sentence == s, trace.tgt_sentence == s
+        rows = torch.arange(int(tgt.sum()), device=device)
+        inputs.append(
+            ForcedInput(ids(trace.src_ids[src]), ids(trace.tgt_ids[tgt]), ids(trace.out_ids[tgt]), rows, None)
+        )
+    return inputs
+
+
+def head_importance(
+    model: Transformer, trace: Trace, kind: AttentionKind, cancelled: Callable[[], bool] = lambda: False
+) -> KindImportance | None:
+    """Every head of `kind` scored by masking, in one batched forced pass (see the module docstring).
+
+    The sentences of a text are independent, so the text's log-probability and drops are the sums of
+    its sentences': each sentence takes its own batched pass, and `cancelled` is asked between them
+    (None when it says stop: a paragraph's passes take seconds, a newer keystroke must not wait)."""
     start = time.perf_counter()
     n_layers, n_heads = trace.n_layers[kind], trace.n_heads
     keep = single_head_masks(n_layers, n_heads, next(model.parameters()).device)
-    log_probs = (
-        output_log_probs(model, forced_input(model, trace), kind, keep).cpu().double().numpy()
-    )  # (1 + L·H,); float64 off the device (MPS has none)
+    log_probs = np.zeros(len(keep))
+    for forced in sentence_inputs(model, trace):
+        if cancelled():
+            return None
+        log_probs += output_log_probs(model, forced, kind, keep).cpu().double().numpy()  # float64 off the device
     return KindImportance(
         kind=kind,
         log_prob=float(log_probs[0]),
@@ -221,11 +248,15 @@ def recorded_values(model: Transformer, trace: Trace) -> dict[str, np.ndarray]:
 
 
 def analysis_stages(
-    translator: Translator, trace: Trace, kinds: Sequence[AttentionKind] | None = None
+    translator: Translator,
+    trace: Trace,
+    kinds: Sequence[AttentionKind] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[Analysis]:
     """The analysis of `trace` (made by `translator`'s model), growing: first everything but
     importance, then once more after each kind's batched masking pass (every kind the model has,
-    unless `kinds` says). Stop iterating to drop it. BERT without a [MASK] has no output to score."""
+    unless `kinds` says). Stop iterating to drop it; `cancelled` also stops it between the
+    sentences of a text. BERT without a [MASK] has no output to score."""
     if trace.model_name != translator.name:
         raise ValueError(f"the trace was made by {trace.model_name!r}, not by {translator.name!r}")
     model = translator.model
@@ -235,7 +266,10 @@ def analysis_stages(
         return
     yield analysis
     for kind in trace.kinds if kinds is None else kinds:
-        importance = {**analysis.importance, kind: head_importance(model, trace, kind)}
+        scored = head_importance(model, trace, kind, cancelled=cancelled)
+        if scored is None:
+            return
+        importance = {**analysis.importance, kind: scored}
         analysis = replace(analysis, importance=importance)
         yield analysis
 

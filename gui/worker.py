@@ -225,7 +225,11 @@ class TranslationWorker(QObject):
         from engine.importance import analysis_stages  # torch: in the worker thread only
 
         try:
-            for analysis in analysis_stages(self._translator, trace):
+
+            def newer() -> bool:  # asked between the sentences of a text too: a paragraph's pass takes seconds
+                return request_id != self._latest.value
+
+            for analysis in analysis_stages(self._translator, trace, cancelled=newer):
                 if request_id != self._latest.value:
                     return  # the user typed on: the rest of the masking passes are dropped
                 self.analysisReady.emit(request_id, analysis)

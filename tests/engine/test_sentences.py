@@ -230,3 +230,20 @@ def test_remembered_sentences_are_forgotten_least_recently_used_first(translator
     alone = translator.trace("Oui.")
     assert repeated.decoder_passes == len(alone.out_ids)
     assert repeated.translation == " ".join([alone.translation] * 3)
+
+
+def test_importance_of_a_text_stops_between_sentences_when_cancelled(translator):
+    """A paragraph's masking passes take seconds: a newer keystroke stops them at the next sentence."""
+    from engine.importance import analysis_stages
+
+    trace = translator.trace(TEXT)
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(True)
+        return len(asked) > 1  # the first sentence's pass runs, then the user typed on
+
+    assert head_importance(translator.model, trace, "cross", cancelled=cancelled) is None
+    assert len(asked) == 2
+    stages = list(analysis_stages(translator, trace, cancelled=lambda: True))
+    assert len(stages) == 1 and not stages[0].importance  # the statistics, then nothing
