@@ -142,7 +142,7 @@ def greedy_decode_recorded(
     while True:
         recorded = ActivationCache()
         logits = model.decode(inputs, memory, src, recorded, cache)[:, -1]  # (A, V)
-        step_limits = torch.tensor([limits[b] for b in active], device=src.device)
+        step_limits = torch.tensor([limits[b] for b in active], device=device)
         positions = torch.full_like(step_limits, len(steps))
         chosen = constrain(model.rules, logits, positions, step_limits, cfg.eos_id).argmax(dim=-1)  # (A,)
         weights = {name: t[:, :, -1] for name, t in recorded.tensors.items() if name.endswith(".weights")}
@@ -156,7 +156,7 @@ def greedy_decode_recorded(
             break
         inputs = chosen[:, None]
         if len(open_rows) < len(active):  # the batch keeps only the sentences still open
-            keep = torch.tensor(open_rows, device=src.device, dtype=torch.long)
+            keep = torch.tensor(open_rows, device=device, dtype=torch.long)
             cache.reorder(keep)
             memory, src, inputs = memory.index_select(0, keep), src.index_select(0, keep), inputs.index_select(0, keep)
             active = [active[row] for row in open_rows]

@@ -97,7 +97,7 @@ def self_kind(trace: Trace) -> str:
 
 def step_rows(trace: Trace, layer: int, head, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(cross row over the source, self row over the input, visible mask) of output `step`, each over
-    the step's own sentence (`sentence_keys`); the cross row is empty without cross-attention (BERT,
+    the step's own sentence (`Trace.sentence_keys`); the cross row is empty without cross-attention (BERT,
     GPT-2), and BERT's encoder row sees every position."""
     row = step_row(trace, step)
     cross = np.zeros(0)
