@@ -3,7 +3,8 @@
     python benchmarks/summary.py [--json OUT] [--device cpu|cuda] [--threads N] [--quick]
 
 What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, counting </s>):
-  trace_typing_p95_ms_20   typing test sentences of 20–30 pieces key by key, each key's trace drafted
+  trace_typing_p95_ms_20   typing single test sentences of 20–30 pieces key by key (engine_latency.py
+                           single_sentences), each key's trace drafted
                            from the previous key's output: p95 over exactly the keys whose typed
                            prefix has 20 pieces, each after a 150 ms idle pause (the keys before them
                            run back to back, untimed); benchmarks/engine_latency.py type_at_prefix
