@@ -59,7 +59,7 @@ class Walkthrough:
     source_text: str
     query_pieces: list[str]  # every query position's piece; the walked one is query_pieces[query]
     query_predicts: str | None  # decoder queries: the piece the model output at that step
-    key_pieces: list[str]
+    key_pieces: list[str]  # the keys the query may see: every key, or its own sentence's in a text of several
     query_note: str  # what the query and key rows are, in words
     key_note: str
     # step 1: inputs and projections
@@ -73,7 +73,7 @@ class Walkthrough:
     scores: np.ndarray  # (Tk,) q · k_j
     scale: float  # √d_k
     scaled: np.ndarray  # (Tk,) scores / √d_k
-    visible: np.ndarray  # (Tk,) bool: False where the mask hides a key (a future position, another sentence)
+    visible: np.ndarray  # (Tk,) bool: False where the causal mask hides a future position
     masked: np.ndarray  # (Tk,) scaled, with −∞ where hidden
     weights: np.ndarray  # (Tk,) softmax(masked); sums to 1
     # step 5: the weighted sum and the output projection
@@ -82,6 +82,11 @@ class Walkthrough:
     all_z: np.ndarray  # (H, d_k) every head's z for this query (this head's row is `z`)
     concat: np.ndarray  # (H·d_k,) the heads' z side by side
     output: np.ndarray  # (d_model,) concat W^O + b^O
+    key_indices: np.ndarray | None = None  # (Tk,) each key's column in the trace's map (None: 0 … Tk − 1)
+
+    def __post_init__(self) -> None:
+        if self.key_indices is None:
+            object.__setattr__(self, "key_indices", np.arange(len(self.key_pieces)))
 
     @property
     def query_piece(self) -> str:
@@ -136,8 +141,10 @@ def build_walkthrough(
     if not 0 <= query < len(query_pieces):
         raise ValueError(f"query index {query} is out of range 0..{len(query_pieces) - 1}")
 
+    keys = trace.sentence_keys(kind, query)  # a text of several sentences: the query's own sentence
+    key_pieces = [key_pieces[j] for j in keys]
     x_query = trace.qkv[f"{prefix}.query_input"][query].astype(np.float64)  # (d_model,)
-    x_keys = trace.qkv[f"{prefix}.key_input"].astype(np.float64)  # (Tk, d_model)
+    x_keys = trace.qkv[f"{prefix}.key_input"][keys].astype(np.float64)  # (Tk, d_model)
     q = x_query @ params.w_q + params.b_q  # (d_k,)
     k = x_keys @ params.w_k + params.b_k  # (Tk, d_k)
     v = x_keys @ params.w_v + params.b_v  # (Tk, d_k)
@@ -146,10 +153,8 @@ def build_walkthrough(
     scores = k @ q  # (Tk,) Kq: one dot product per key
     scale = math.sqrt(d_k)
     scaled = scores / scale
-    positions = np.arange(len(key_pieces))
-    # decoder self-attention hides later target positions; a text of several sentences, other sentences
-    visible = positions <= query if kind == "dec_self" else np.ones(len(key_pieces), dtype=bool)
-    visible &= trace.same_sentence(kind)[query]
+    # only decoder self-attention hides keys: a query may not see later target positions
+    visible = keys <= query if kind == "dec_self" else np.ones(len(keys), dtype=bool)
     masked = np.where(visible, scaled, -np.inf)
     weights = softmax(masked)
     weighted_v = weights[:, None] * v  # (Tk, d_k)
@@ -161,6 +166,8 @@ def build_walkthrough(
     concat = all_z.reshape(-1)  # (H·d_k,)
     output = concat @ params.w_o + params.b_o  # (d_model,)
     query_note, key_note = input_notes(kind, layer, params.norm, params.embedding_rows)
+    if trace.sentences > 1:  # the other sentences' keys are masked out: the walk leaves them aside
+        key_note += f"; only its own sentence's {len(keys)} of the text's {len(trace.axis_pieces(kind)[1])} keys"
     return Walkthrough(
         kind=kind,
         layer=layer,
@@ -195,6 +202,7 @@ def build_walkthrough(
         all_z=all_z,
         concat=concat,
         output=output,
+        key_indices=keys,
     )
 
 

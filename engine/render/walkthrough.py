@@ -62,7 +62,7 @@ def walkthrough_rows(w: Walkthrough) -> list[dict[str, Any]]:
     for j, piece in enumerate(w.key_pieces):
         rows.append(
             {
-                "key_index": j,
+                "key_index": int(w.key_indices[j]),  # the key's column in the trace's map
                 "key_piece": piece,
                 "score_q_dot_k": float(w.scores[j]),
                 "scaled": float(w.scaled[j]),
@@ -83,6 +83,11 @@ def walkthrough_csv(w: Walkthrough) -> str:
     for row in walkthrough_rows(w):
         writer.writerow({**selection, **{k: ("-inf" if v == -math.inf else v) for k, v in row.items()}})
     return buffer.getvalue()
+
+
+def key_labels(w: Walkthrough) -> list[str]:
+    """'column piece' for each key, numbered from 1 by its column in the trace's map."""
+    return [f"{j + 1} {display_piece(p)}" for j, p in zip(w.key_indices, w.key_pieces, strict=True)]
 
 
 def _listed(array: np.ndarray) -> Any:
@@ -110,6 +115,7 @@ def walkthrough_json_dict(w: Walkthrough) -> dict[str, Any]:
         "query_pieces": w.query_pieces,
         "query_predicts": w.query_predicts,
         "key_pieces": w.key_pieces,
+        "key_indices": _listed(w.key_indices),
         "d_model": w.d_model,
         "d_k": w.d_k,
         "n_heads": w.n_heads,
@@ -183,7 +189,7 @@ def _limit(*arrays: np.ndarray) -> float:
 
 
 def _figure_vectors(fig: Any, w: Walkthrough) -> None:
-    keys = [f"{j + 1} {display_piece(p)}" for j, p in enumerate(w.key_pieces)]
+    keys = key_labels(w)
     qk_ax, v_ax = fig.subplots(1, 2)
     qk = np.vstack([w.q[None, :], w.k])  # (1 + Tk, d_k)
     limit = _limit(qk, w.v)
@@ -200,9 +206,8 @@ def _figure_table(fig: Any, w: Walkthrough) -> None:
     ax.axis("off")
     columns = ["key", "2. q · k_j", f"3. ÷ √{w.d_k} = {w.scale:.4f}", "4. masked", "softmax weight"]
     cells = [
-        [f"{j + 1} {display_piece(p)}", *(format_number(x) for x in (w.scores[j], w.scaled[j], w.masked[j]))]
-        + [format_number(w.weights[j])]
-        for j, p in enumerate(w.key_pieces)
+        [label, *(format_number(x) for x in (w.scores[j], w.scaled[j], w.masked[j]))] + [format_number(w.weights[j])]
+        for j, label in enumerate(key_labels(w))
     ]
     cells.append(["sum", "", "", "", format_number(float(w.weights.sum()))])
     table = ax.table(cellText=cells, colLabels=columns, cellLoc="right", colLoc="right", bbox=(0.12, 0.0, 0.76, 1.0))

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.render.labels import display_piece, format_number
-from engine.render.walkthrough import walkthrough_title
+from engine.render.walkthrough import key_labels, walkthrough_title
 from engine.walkthrough import Walkthrough
 from gui.views.by_hand import ByHandView
 from gui.views.tables import FitTable, fill_table, heading, note, rich, scroll_page
@@ -175,10 +175,6 @@ class ModelWalkthrough(QWidget):
         fill_table(self.tables["w_o"], with_bias, labels, fold_rows=fold, fold_columns=fold, bold_row=w.concat.size)
         self._say("output", "concat(z_1 … z_H) W^O + b^O: this token's row of the attention sublayer's output.")
         fill_table(self.tables["output"], w.output[None, :], ["output"], fold_columns=fold)
-
-
-def key_labels(w: Walkthrough) -> list[str]:
-    return [f"{j + 1} {display_piece(p)}" for j, p in enumerate(w.key_pieces)]
 
 
 # --- the panel ---

@@ -143,13 +143,21 @@ def test_importance_of_a_text_is_the_sum_over_its_sentences(translator):
         np.testing.assert_allclose(whole, parts, atol=1e-3)
 
 
-def test_walkthrough_of_a_text_hides_other_sentences(translator):
+def test_walkthrough_of_a_text_walks_the_querys_own_sentence(translator):
+    """The other sentences' keys are masked to weight 0: the walk leaves them aside, and numbers
+    each key by its column in the map."""
     trace = translator.trace(TEXT, TraceOptions(with_qkv=True))
     query = int(np.flatnonzero(trace.tgt_sentence == 1)[2])
     for kind in ("dec_self", "cross"):
         walk = translator.walkthrough(trace, kind, 1, 2, query)
-        np.testing.assert_allclose(walk.weights, trace.attention(kind)[1, 2, query], atol=1e-5)
-        assert not walk.visible[trace.same_sentence(kind)[query] == 0].any()
+        columns = trace.sentence_keys(kind, query)
+        np.testing.assert_array_equal(walk.key_indices, columns)
+        assert walk.key_pieces == [trace.axis_pieces(kind)[1][j] for j in columns]
+        np.testing.assert_allclose(walk.weights, trace.attention(kind)[1, 2, query, columns], atol=1e-5)
+        assert "only its own sentence's" in walk.key_note
+    single = translator.trace(PARTS[1], TraceOptions(with_qkv=True))
+    walk = translator.walkthrough(single, "cross", 1, 2, 2)
+    np.testing.assert_array_equal(walk.key_indices, np.arange(len(single.src_pieces)))  # one sentence: every key
 
 
 def test_value_norms_of_a_text_come_from_its_own_pass(translator):
