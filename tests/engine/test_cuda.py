@@ -26,6 +26,19 @@ def test_cuda_trace_matches_cpu_trace(tiny_model_dir):
         np.testing.assert_allclose(gpu.attention(kind), cpu.attention(kind), atol=1e-4)
 
 
+@pytest.mark.parametrize("with_qkv", [False, True])  # recorded while decoding; one forced pass over the text
+def test_cuda_trace_of_a_text_of_sentences_matches_cpu(tiny_model_dir, with_qkv):
+    from engine.translator import TraceOptions
+
+    text = "Je suis étudiant. Le chien dort ! Nous aimons le chat."
+    options = TraceOptions(with_qkv=with_qkv)
+    cpu = Translator.from_directory(tiny_model_dir, "cpu").trace(text, options)
+    gpu = Translator.from_directory(tiny_model_dir, "cuda").trace(text, options)
+    assert gpu.sentences == cpu.sentences == 3 and gpu.out_pieces == cpu.out_pieces
+    for kind in ("enc_self", "dec_self", "cross"):
+        np.testing.assert_allclose(gpu.attention(kind), cpu.attention(kind), atol=1e-4)
+
+
 def test_torchrun_trains_on_every_gpu(tmp_path):
     """One process per GPU there is (nccl; never cuda:1 on a one-GPU machine), all ending with one model."""
     from model_fixtures import tiny_pairs
