@@ -344,11 +344,20 @@ class Translator:
                 log_probs = self.model.decode(decoder_input, memory, src, capture)[0].log_softmax(dim=-1)  # (T, V)
             passes += 1
             timings["forced_pass_ms"] = (time.perf_counter() - mark) * 1000
-        trace = self.build_trace(
-            text, source, decoded.tokens, self.captured(capture, log_probs, options), decoded.label
-        )
+        captured = self.captured(capture, log_probs, options)
+        trace = self.build_trace(text, source, decoded.tokens, captured, decoded.label)
+        if decoded.label == "greedy":  # a text that grows a second sentence finds this one remembered
+            self._remember(options, SentenceRecord(source.ids, decoded.tokens, captured.maps, captured.candidates))
         timings["total_ms"] = (time.perf_counter() - start) * 1000
         return Translation(replace(trace, timings=timings, decoder_passes=passes), decoded.tree)
+
+    def _remember(self, options: TraceOptions, record: SentenceRecord) -> None:
+        """Keep `record` as the most recently used; forget the least recently used beyond REMEMBERED_SENTENCES."""
+        key = (tuple(record.src_ids), options.decoding, options.top_k)
+        self.remembered.pop(key, None)
+        self.remembered[key] = record
+        while len(self.remembered) > REMEMBERED_SENTENCES:
+            del self.remembered[next(iter(self.remembered))]
 
     def _run_sentences(self, text: str, parts: list[SourceIds], options: TraceOptions, start: float) -> Translation:
         """A text of several sentences, each translated on its own and traced attending only to itself.
@@ -403,10 +412,10 @@ class Translator:
     def _sentence_records(self, sources: list[list[int]], options: TraceOptions) -> tuple[list[SentenceRecord], int]:
         """Each sentence's greedy translation and trace rows, remembered or decoded (the new ones in one
         batch, a repeated sentence once), and the decoder passes spent. The text's sentences become the
-        most recently used; the least recently used beyond REMEMBERED_SENTENCES are forgotten."""
+        most recently used."""
         keys = [(tuple(ids), options.decoding, options.top_k) for ids in sources]
         unique = list(dict.fromkeys(keys))
-        records = {key: self.remembered.pop(key) for key in unique if key in self.remembered}
+        records = {key: self.remembered[key] for key in unique if key in self.remembered}
         new = [key for key in unique if key not in records]
         passes = 0
         if new:
@@ -415,9 +424,7 @@ class Translator:
                 for key, sentence in zip(new, recorded, strict=True):
                     records[key] = self._record(list(key[0]), sentence, options)
         for key in unique:
-            self.remembered[key] = records[key]
-        while len(self.remembered) > REMEMBERED_SENTENCES:
-            del self.remembered[next(iter(self.remembered))]  # the least recently used
+            self._remember(options, records[key])
         return [records[key] for key in keys], passes
 
     def _record(self, src_ids: list[int], sentence: RecordedSentence, options: TraceOptions) -> SentenceRecord:

@@ -255,3 +255,16 @@ def test_importance_of_a_text_stops_between_sentences_when_cancelled(translator)
     assert len(asked) == 2
     stages = list(analysis_stages(translator, trace, cancelled=lambda: True))
     assert len(stages) == 1 and not stages[0].importance  # the statistics, then nothing
+
+
+def test_a_sentence_traced_alone_is_remembered_for_the_text_it_grows_into(translator):
+    """Typing on after a full stop: the first sentence was traced alone a key ago and is not decoded again."""
+    translator.remembered.clear()
+    first = translator.trace(PARTS[0])
+    grown = translator.trace(PARTS[0] + " Il")
+    alone = translator.trace("Il")
+    assert grown.decoder_passes == len(alone.out_ids)  # only the new sentence's steps
+    block = np.ix_(grown.tgt_sentence == 0, grown.src_sentence == 0)
+    for layer in range(first.cross.shape[0]):
+        for head in range(first.cross.shape[1]):
+            np.testing.assert_array_equal(grown.cross[layer, head][block], first.cross[layer, head])
