@@ -35,6 +35,7 @@ from engine_latency import TEST_TSV, percentile, prefix_ends, sentences_at_least
 
 PREFIX_PIECES = 20
 LONG_PIECES = 200
+LONG_TYPED = 12  # characters typed at the end of each long text, each key timed
 NEVER_PAINTED_S = 2.0  # after the last key
 
 
@@ -157,7 +158,8 @@ def cell(values: list[float]) -> str:
 
 
 def window_figures(model: Path, rounds: int, long_runs: int, gap_ms: float, device: str) -> dict:
-    """Key → pixels at a 20-piece prefix and the long input's edit → pixels, printed and returned."""
+    """Key → pixels at a 20-piece prefix, the long input's edit → pixels, and keys typed at its end,
+    printed and returned."""
     from engine.translator import Translator
 
     counter = Translator.from_directory(model, "cpu")  # only to count pieces
@@ -181,6 +183,15 @@ def window_figures(model: Path, rounds: int, long_runs: int, gap_ms: float, devi
         f"\n(c') a {LONG_PIECES}-piece input (new sentences each run) set at once → trace painted, {long_runs} runs:"
         f" p50 p95 max {cell(long_ms)} ms"
     )
+    long_keys = []  # the last characters of each long text typed after the rest: a paragraph's last sentence
+    for text in long:
+        long_keys += type_at_prefix(
+            window, app, log, text, list(range(len(text) - LONG_TYPED + 1, len(text) + 1)), gap_ms / 1000
+        )
+    print(
+        f"(c'') its last {LONG_TYPED} characters typed, {gap_ms:.0f} ms apart, {len(long_keys)} keys: key → pixels"
+        f" p50 p95 max {cell(long_keys)} ms, {sum(math.isinf(k) for k in long_keys)} unpainted"
+    )
     log.close()
     window.close()
     return {
@@ -190,6 +201,8 @@ def window_figures(model: Path, rounds: int, long_runs: int, gap_ms: float, devi
         "keys_timed_20": len(keys),
         "keys_unpainted_20": unpainted,
         "long_200_trace_paint_ms": statistics.median(long_ms),
+        "key_to_pixels_p95_ms_200": percentile(long_keys, 95),
+        "key_to_pixels_p50_ms_200": percentile(long_keys, 50),
         "long_200_trace_paint_max_ms": max(long_ms),
     }
 

@@ -22,6 +22,7 @@ What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, coun
                            pieces: key event → views painted; a key never painted counts as infinite
                            (JSON null); benchmarks/app_latency.py (c)
   long_200_trace_paint_ms  a 200-piece input set at once → trace painted in every visible view (median)
+  key_to_pixels_p95_ms_200 the last 12 characters of those inputs typed 150 ms apart: key → views painted
   window_s, first_translation_s
                            fresh app process → window painted / first translation painted (median of 3)
 """
