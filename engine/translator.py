@@ -89,6 +89,11 @@ class SentenceRecord:
     candidates: dict  # top_k's fields for its steps
 
 
+def remembered_key(src_ids: Sequence[int], options: TraceOptions) -> tuple[tuple[int, ...], DecodingOptions, int]:
+    """What a remembered sentence is looked up by: its source ids, the decoding and how many candidates."""
+    return tuple(src_ids), options.decoding, options.top_k
+
+
 def join_records(records: Sequence[SentenceRecord], src_sentence: np.ndarray, tgt_sentence: np.ndarray) -> Captured:
     """The sentences' maps as one block-diagonal map per layer and head (0 between sentences), and
     their candidates one after another."""
@@ -353,7 +358,7 @@ class Translator:
 
     def _remember(self, options: TraceOptions, record: SentenceRecord) -> None:
         """Keep `record` as the most recently used; forget the least recently used beyond REMEMBERED_SENTENCES."""
-        key = (tuple(record.src_ids), options.decoding, options.top_k)
+        key = remembered_key(record.src_ids, options)
         self.remembered.pop(key, None)
         self.remembered[key] = record
         while len(self.remembered) > REMEMBERED_SENTENCES:
@@ -413,7 +418,7 @@ class Translator:
         """Each sentence's greedy translation and trace rows, remembered or decoded (the new ones in one
         batch, a repeated sentence once), and the decoder passes spent. The text's sentences become the
         most recently used."""
-        keys = [(tuple(ids), options.decoding, options.top_k) for ids in sources]
+        keys = [remembered_key(ids, options) for ids in sources]
         unique = list(dict.fromkeys(keys))
         records = {key: self.remembered[key] for key in unique if key in self.remembered}
         new = [key for key in unique if key not in records]
@@ -463,7 +468,7 @@ class Translator:
                 outputs[i] = greedy_decode(self.model, src, decoding, forced)[0]
                 passes += len(outputs[i]) - len(forced)
         for i, output in enumerate(outputs):
-            record = self.remembered.get((tuple(sources[i]), decoding, options.top_k))
+            record = self.remembered.get(remembered_key(sources[i], options))
             if output is None and record is not None:
                 outputs[i] = record.out_ids
         todo = [i for i, output in enumerate(outputs) if output is None]
