@@ -44,6 +44,13 @@ class DecodingOptions:
         return max(1, min(max_positions - 1, wanted))
 
 
+def pad_batch(rows: list[list[int]], pad_id: int, device: torch.device | str) -> Tensor:
+    batch = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return batch.to(device)  # (B, longest)
+
+
 @torch.no_grad()
 def greedy_decode(
     model: Transformer,
@@ -127,13 +134,11 @@ def greedy_decode_recorded(
     encoded = ActivationCache()
     packed_memory = model.encode(packed, encoded, sentences_of(sentence_of, sentence_of[:0], device))[0]  # (ΣS, d)
     starts = np.cumsum([0, *lengths[:-1]])
-    longest = max(lengths)
-    src = torch.full((len(sources), longest), cfg.pad_id, dtype=torch.long, device=device)  # (B, S) for the masks
-    rows = torch.zeros((len(sources), longest), dtype=torch.long, device=device)  # packed row of each position
-    for b, (ids, start) in enumerate(zip(sources, starts, strict=True)):
-        src[b, : len(ids)] = torch.tensor(ids, device=device)
-        rows[b] = torch.tensor([start + min(j, len(ids) - 1) for j in range(longest)], device=device)
-    memory = packed_memory[rows]  # (B, S, d); a padded position repeats its sentence's last row, masked
+    src = pad_batch(sources, cfg.pad_id, device)  # (B, S) for the masks
+    # the packed row of each position; a padded one repeats its sentence's last row (masked anyway)
+    last = torch.tensor(lengths, device=device)[:, None] - 1
+    rows = torch.tensor(starts, device=device)[:, None] + torch.minimum(torch.arange(src.size(1), device=device), last)
+    memory = packed_memory[rows]  # (B, S, d)
     cache = model.new_cache()
     tokens: list[list[int]] = [[] for _ in lengths]
     active = list(range(len(lengths)))  # the sentence of each batch row

@@ -60,17 +60,19 @@ class ForcedInput:
     sentences: Sentences | None  # a text of several sentences: each attends only to itself
 
 
+def id_row(array: np.ndarray, device: torch.device) -> Tensor:
+    """(1, length) ids on the device; a copy: trace arrays are read-only."""
+    return torch.tensor(np.array(array, dtype=np.int64), device=device)[None]
+
+
 def forced_input(model: Transformer, trace: Trace) -> ForcedInput:
     device = next(model.parameters()).device
-
-    def ids(array: np.ndarray) -> Tensor:
-        return torch.tensor(np.array(array, dtype=np.int64), device=device)[
-            None
-        ]  # (1, length); a copy: trace arrays are read-only
-
     src = trace.input_ids  # GPT-2 has no source: its input stands in (decode reads only its length)
     sentences = sentences_of(trace.src_sentence, trace.tgt_sentence, device)
-    return ForcedInput(ids(src), ids(trace.tgt_ids), ids(trace.out_ids), ids(trace.out_positions)[0], sentences)
+    rows = id_row(trace.out_positions, device)[0]
+    return ForcedInput(
+        id_row(src, device), id_row(trace.tgt_ids, device), id_row(trace.out_ids, device), rows, sentences
+    )
 
 
 def attention_modules(model: Transformer, kind: str) -> list[MultiHeadAttention]:
@@ -163,17 +165,16 @@ def sentence_inputs(model: Transformer, trace: Trace) -> list[ForcedInput]:
     if trace.sentences == 1:
         return [forced_input(model, trace)]
     device = next(model.parameters()).device
-
-    def ids(array: np.ndarray) -> Tensor:
-        return torch.tensor(np.array(array, dtype=np.int64), device=device)[None]  # (1, length)
-
     inputs = []
     for s in range(trace.sentences):
         src, tgt = trace.src_sentence == s, trace.tgt_sentence == s
         rows = torch.arange(int(tgt.sum()), device=device)
-        inputs.append(
-            ForcedInput(ids(trace.src_ids[src]), ids(trace.tgt_ids[tgt]), ids(trace.out_ids[tgt]), rows, None)
+        ids = (
+            id_row(trace.src_ids[src], device),
+            id_row(trace.tgt_ids[tgt], device),
+            id_row(trace.out_ids[tgt], device),
         )
+        inputs.append(ForcedInput(*ids, rows, None))
     return inputs
 
 

@@ -24,7 +24,14 @@ from engine.architecture import KIND_PARTS, cache_prefix, stack_of
 from engine.beam import BeamResult, beam_search, beam_search_batch
 from engine.beam_tree import BeamTree, beam_tree
 from engine.checkpoint import LoadedModel
-from engine.decoding import DecodingOptions, RecordedSentence, greedy_decode, greedy_decode_recorded, greedy_from_draft
+from engine.decoding import (
+    DecodingOptions,
+    RecordedSentence,
+    greedy_decode,
+    greedy_decode_recorded,
+    greedy_from_draft,
+    pad_batch,
+)
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
 from engine.model import ActivationCache, ModelConfig, MultiHeadAttention, Transformer, sentences_of
@@ -182,13 +189,6 @@ def decode_batch(
         for i, ids in zip(chunk, results, strict=True):
             outputs[i] = ids
     return outputs, passes
-
-
-def pad_batch(rows: list[list[int]], pad_id: int, device: torch.device) -> torch.Tensor:
-    batch = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        batch[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return batch.to(device)  # (B, longest)
 
 
 def translate_batch(

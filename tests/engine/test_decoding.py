@@ -6,8 +6,8 @@ import torch
 from trace_checks import assert_trace_of
 
 from engine.beam import beam_search, beam_search_batch
-from engine.decoding import DecodingOptions, greedy_decode
-from engine.translator import EmptyInputError, TraceOptions, Translator, pad_batch
+from engine.decoding import DecodingOptions, greedy_decode, pad_batch
+from engine.translator import EmptyInputError, TraceOptions, Translator
 
 SENTENCES = ["Je suis étudiant.", "Le chien dort.", "Nous aimons le chat, tu es mon ami.", "Il mange."]
 

@@ -190,10 +190,9 @@ def test_recorded_decoding_drops_ended_sentences_and_keeps_forced_pass_rows(tran
     logits of a forced pass over each output, and the tokens of plain greedy decoding."""
     import torch
 
-    from engine.decoding import greedy_decode, greedy_decode_recorded
+    from engine.decoding import greedy_decode, greedy_decode_recorded, pad_batch
     from engine.kv_cache import DecoderCache
     from engine.model import ActivationCache
-    from engine.translator import pad_batch
 
     kept = []
     reorder = DecoderCache.reorder
