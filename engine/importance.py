@@ -10,11 +10,16 @@ Positive: the head helps the model say what it said; near 0: the translation doe
 
 A head's output is zeroed by a forward pre-hook on its attention's output projection W^O (an
 nn.Linear whose input is the H heads' z side by side, H·d_k wide): batch row b multiplies head h's
-d_k features by keep[b, l, h]. All heads of one kind go through *one* batched forced pass, heads on
-the batch axis (row 0 masks nothing, row 1 + l·H + h masks head h of layer l). Encoder heads change
-the encoder's output, so the encoder runs on every row; decoder heads (self and cross) share one
-encoder output. The hooks live in a context manager and are removed in `finally`; engine/model.py
-is untouched.
+d_k features by keep[b, l, h]. The hooks live in a context manager and are removed in `finally`.
+
+All heads of one kind go through *one* batched forced pass, heads on the batch axis (row 0 masks
+nothing, row 1 + l·H + h masks head h of layer l), which branches layer by layer: zeroing a head of
+layer l changes nothing below it, so layer l's H rows join the batch as copies of row 0 right
+before layer l (`branching_layers`; 3 layers: 51 rows of layer work instead of 75). Encoder heads
+change the encoder's output, so the decoder runs on every row; decoder heads (self and cross) share
+one encoder output, whose cross-attention keys and values are computed once. `output_log_probs`
+is the plain version (every row through every layer, any heads masked together) that the slow
+reference uses. What it costs: `benchmarks/analysis_latency.py`.
 
 `analysis_stages` is what the GUI's worker iterates after a trace is painted: first the numpy
 analysis (a few ms), then the same with each kind's importance added; stop iterating when a newer
@@ -25,11 +30,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from engine.analysis import Analysis, KindImportance, analyze_trace, trace_values
@@ -112,52 +118,104 @@ def single_head_masks(n_layers: int, n_heads: int, device: torch.device | str = 
 
 
 def output_log_probs(model: Transformer, forced: ForcedInput, kind: str, keep: Tensor) -> Tensor:
-    """log p(y | x) of the forced output for every row of `keep` ((B, L, H) over `kind`'s heads) → (B,)."""
+    """log p(y | x) of the forced output for every row of `keep` ((B, L, H) over `kind`'s heads) → (B,):
+    whole forced passes, any heads masked together (the slow reference uses it one head at a time)."""
     modules = attention_modules(model, kind)
-    steps = max(forced.output.size(1), forced.decoder_input.size(1), 1)
-    chunk = max(1, MAX_LOGITS // (steps * model.cfg.tgt_vocab_size))
-    with torch.inference_mode():
-        # decoder heads of a translator share one encoder output; encoder heads change it per row
-        shared = (
-            model.encode(forced.src, None, forced.sentences)
-            if kind != "enc_self" and model.cfg.shape == "encoder-decoder"
-            else None
-        )
-        parts = [
-            _chunk_log_probs(model, forced, kind, modules, keep[i : i + chunk], shared)
-            for i in range(0, len(keep), chunk)
-        ]
-    return torch.cat(parts)
-
-
-def _chunk_log_probs(
-    model: Transformer,
-    forced: ForcedInput,
-    kind: str,
-    modules: list[MultiHeadAttention],
-    keep: Tensor,
-    shared: Tensor | None,
-) -> Tensor:
     rows = keep.size(0)
     src = forced.src.expand(rows, -1)  # (B, S)
     shape = model.cfg.shape
-    if shape == "decoder-only":
-        with masked_heads(modules, keep):
-            logits = model.decode(forced.decoder_input.expand(rows, -1), None, src)[:, forced.rows]  # (B, G, V)
-    elif shared is None:  # encoder heads: every row has its own encoder output
-        with masked_heads(modules, keep):
+    with torch.inference_mode(), masked_heads(modules, keep):
+        if shape == "decoder-only":
+            hidden = model.decode_hidden(forced.decoder_input.expand(rows, -1), None, src)  # (B, T, d_model)
+        else:
             memory = model.encode(src, None, forced.sentences)  # (B, S, d_model)
-    else:
-        memory = shared.expand(rows, -1, -1)
-    if shape == "encoder-only":
-        logits = model.mlm_logits(memory[:, forced.rows])  # (B, G, V): the masks' predictions
-    elif shape == "encoder-decoder":
-        with masked_heads(modules, keep) if shared is not None else nullcontext():
-            decoder_input = forced.decoder_input.expand(rows, -1)
-            logits = model.decode(decoder_input, memory, src, sentences=forced.sentences)  # (B, T, V)
-    logits = logits.float()
-    chosen = logits.gather(-1, forced.output.expand(rows, -1)[..., None])[..., 0]  # (B, G)
-    return (chosen - logits.logsumexp(dim=-1)).sum(dim=-1)  # (B,)
+            hidden = memory
+            if shape == "encoder-decoder":
+                decoder_input = forced.decoder_input.expand(rows, -1)
+                hidden = model.decode_hidden(decoder_input, memory, src, sentences=forced.sentences)
+        return scored(model, hidden, forced)
+
+
+def single_head_log_probs(
+    model: Transformer, forced: ForcedInput, kind: str, cancelled: Callable[[], bool] = lambda: False
+) -> Tensor | None:
+    """log p(y | x) with nothing masked (row 0) and with each head of `kind` zeroed alone (row
+    1 + l·H + h) → (1 + L·H,), as output_log_probs(single_head_masks(L, H)) gives it, with less work:
+    the rows branch off layer by layer (`branching_layers`), and decoder heads of a translator share
+    one encoder output. None when `cancelled` says stop (it is asked before every layer)."""
+    modules = attention_modules(model, kind)
+    shape = model.cfg.shape
+    with torch.inference_mode():
+        if stack_of(kind) == "encoder":
+            x, mask = model.encoder_input(forced.src, forced.sentences)
+            hidden = branching_layers(
+                model.encoder_layers, modules, x, lambda layer, h: layer(h, mask, "", None), cancelled
+            )
+            if hidden is None:
+                return None
+            hidden = memory = model.encoder_norm(hidden)  # (1 + L·H, S, d_model): one memory per row
+            if shape == "encoder-decoder":
+                if cancelled():
+                    return None
+                decoder_input = forced.decoder_input.expand(len(memory), -1)
+                src = forced.src.expand(len(memory), -1)
+                hidden = model.decode_hidden(decoder_input, memory, src, sentences=forced.sentences)
+        else:
+            memory = model.encode(forced.src, None, forced.sentences)  # (1, S, d_model), None for GPT-2
+            x, self_mask, memory_mask = model.decoder_input(
+                forced.decoder_input, memory is not None, forced.src, sentences=forced.sentences
+            )
+
+            def decoder_layer(layer: nn.Module, h: Tensor) -> Tensor:
+                # memory keeps one row: the cross-attention's keys and values are computed once, broadcast
+                return layer(h, memory, self_mask, memory_mask, "", None, None, 0)
+
+            hidden = branching_layers(model.decoder_layers, modules, x, decoder_layer, cancelled)
+            if hidden is None:
+                return None
+            hidden = model.decoder_norm(hidden)
+        return scored(model, hidden, forced)
+
+
+def branching_layers(
+    layers: Sequence[nn.Module],
+    modules: Sequence[MultiHeadAttention],
+    x: Tensor,
+    run: Callable[[nn.Module, Tensor], Tensor],
+    cancelled: Callable[[], bool],
+) -> Tensor | None:
+    """x (1, T, d_model), the unmasked input of the first layer, through `layers` (module m is layer
+    m's attention of the kind scored) with a growing batch: before layer l, H copies of row 0 join
+    it, copy h with head h of layer l zeroed. A head's masking changes nothing below its layer, so
+    the layers below run once for all its rows: L·(L + 1)/2·H + L rows of layer work instead of
+    L·(1 + L·H). Returns (1 + L·H, T, d_model) in single_head_masks's row order, or None when
+    `cancelled` says stop before a layer."""
+    n_heads = modules[0].n_heads
+    zero_one = 1.0 - torch.eye(n_heads, device=x.device)  # row h zeroes head h
+    for layer, module in zip(layers, modules, strict=True):
+        if cancelled():
+            return None
+        keep = torch.cat([torch.ones(len(x), n_heads, device=x.device), zero_one])[:, None]  # (B, 1, H)
+        x = torch.cat([x, x[:1].expand(n_heads, -1, -1)])
+        with masked_heads([module], keep):
+            x = run(layer, x)
+    return x
+
+
+def scored(model: Transformer, hidden: Tensor, forced: ForcedInput) -> Tensor:
+    """log p(y | x) of the forced output (B,) from each row's last hidden states (B, T, d_model):
+    a translator's and GPT-2's decoder output, BERT's encoder output. The logits go in chunks of rows."""
+    hidden = hidden[:, forced.rows]  # (B, G, d_model): the positions that predicted the output
+    chunk = max(1, MAX_LOGITS // (max(hidden.size(1), 1) * model.cfg.tgt_vocab_size))
+    parts = []
+    for i in range(0, len(hidden), chunk):
+        part = hidden[i : i + chunk]
+        logits = (model.mlm_logits(part) if model.cfg.shape == "encoder-only" else model.logits(part)).float()
+        output = forced.output.expand(len(part), -1)  # (b, G)
+        # − log p(y_t) = cross-entropy: one fused log-softmax and gather instead of max, exp, sum, log
+        nll = F.cross_entropy(logits.flatten(0, 1), output.flatten(), reduction="none")  # (b·G,)
+        parts.append(-nll.view(output.shape).sum(dim=-1))
+    return torch.cat(parts)  # (B,)
 
 
 def sentence_inputs(model: Transformer, trace: Trace) -> list[ForcedInput]:
@@ -188,12 +246,12 @@ def head_importance(
     (None when it says stop: a paragraph's passes take seconds, a newer keystroke must not wait)."""
     start = time.perf_counter()
     n_layers, n_heads = trace.n_layers[kind], trace.n_heads
-    keep = single_head_masks(n_layers, n_heads, next(model.parameters()).device)
-    log_probs = np.zeros(len(keep))
+    log_probs = np.zeros(1 + n_layers * n_heads)
     for forced in sentence_inputs(model, trace):
-        if cancelled():
+        scores = single_head_log_probs(model, forced, kind, cancelled)
+        if scores is None:
             return None
-        log_probs += output_log_probs(model, forced, kind, keep).cpu().double().numpy()  # float64 off the device
+        log_probs += scores.cpu().double().numpy()  # float64 off the device
     return KindImportance(
         kind=kind,
         log_prob=float(log_probs[0]),

@@ -416,6 +416,15 @@ class Transformer(nn.Module):
     def source_mask(self, src: Tensor) -> Tensor:
         return (src != self.cfg.pad_id)[:, None, None, :]  # (B, 1, 1, S)
 
+    def encoder_input(self, src: Tensor, sentences: Sentences | None = None) -> tuple[Tensor, Tensor]:
+        """What the first encoder layer reads: the embedded source (B, S, d_model) and the mask of
+        the keys each position may see (True: seen)."""
+        mask = self.source_mask(src)
+        if sentences is not None:
+            mask = mask & sentences.source_mask()
+        x = self.embed(self.src_embed, src, positions=None if sentences is None else sentences.src_positions)
+        return x, mask
+
     def encode(
         self, src: Tensor, capture: ActivationCache | None = None, sentences: Sentences | None = None
     ) -> Tensor | None:
@@ -423,15 +432,33 @@ class Transformer(nn.Module):
         With `sentences`, src holds several sentences side by side, each encoded on its own."""
         if not self.encoder_layers:
             return None
-        mask = self.source_mask(src)
-        if sentences is not None:
-            mask = mask & sentences.source_mask()
-        x = self.embed(self.src_embed, src, positions=None if sentences is None else sentences.src_positions)
+        x, mask = self.encoder_input(src, sentences)
         if capture is not None:
             capture.record("encoder.embed", x)
         for i, layer in enumerate(self.encoder_layers):
             x = layer(x, mask, f"encoder.{i}", capture)
         return self.encoder_norm(x)
+
+    def decoder_input(
+        self, tgt: Tensor, has_memory: bool, src: Tensor, offset: int = 0, sentences: Sentences | None = None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """What the first decoder layer reads: the embedded target positions offset.. (B, T, d_model),
+        the self-attention mask and the mask over the memory's keys (None: every key is seen)."""
+        T = tgt.size(1)
+        x = self.embed(self.tgt_embed, tgt, offset, None if sentences is None else sentences.tgt_positions)
+        # position i may see keys 0..offset+i; padded target keys only ever sit after real ones,
+        # so the causal mask alone keeps real queries off them. One new position sees every key:
+        # no mask then (a decoding step does a few operations less)
+        self_mask = None
+        if T > 1:
+            keys = torch.arange(offset + T, device=tgt.device)
+            queries = torch.arange(offset, offset + T, device=tgt.device)
+            self_mask = (keys[None, :] <= queries[:, None])[None, None]  # (1, 1, T, offset + T)
+        memory_mask = self.source_mask(src) if has_memory and bool((src == self.cfg.pad_id).any()) else None
+        if sentences is not None:
+            self_mask = self_mask & sentences.target_mask() if self_mask is not None else sentences.target_mask()
+            memory_mask = sentences.memory_mask() if memory_mask is None else memory_mask & sentences.memory_mask()
+        return x, self_mask, memory_mask
 
     def decode(
         self,
@@ -445,28 +472,27 @@ class Transformer(nn.Module):
         """tgt (B, T) ids → logits (B, T, V). With a cache, tgt holds only the new positions.
         A decoder-only model has no memory (None) and ignores src. With `sentences` (a forced pass,
         no cache), src and tgt hold several sentences side by side, each decoded on its own."""
+        return self.logits(self.decode_hidden(tgt, memory, src, capture, cache, sentences))
+
+    def decode_hidden(
+        self,
+        tgt: Tensor,
+        memory: Tensor | None,
+        src: Tensor,
+        capture: ActivationCache | None = None,
+        cache: DecoderCache | None = None,
+        sentences: Sentences | None = None,
+    ) -> Tensor:
+        """`decode` up to the output matrix: the decoder's last hidden states (B, T, d_model)."""
         if sentences is not None and cache is not None:
             raise ValueError("sentences side by side go through one forced pass, without a cache")
         offset = cache.length if cache is not None else 0
-        T = tgt.size(1)
-        x = self.embed(self.tgt_embed, tgt, offset, None if sentences is None else sentences.tgt_positions)
+        x, self_mask, memory_mask = self.decoder_input(tgt, memory is not None, src, offset, sentences)
         if capture is not None:
             capture.record("decoder.embed", x)
-        # position i may see keys 0..offset+i; padded target keys only ever sit after real ones,
-        # so the causal mask alone keeps real queries off them. One new position sees every key:
-        # no mask then (a decoding step does a few operations less)
-        self_mask = None
-        if T > 1:
-            keys = torch.arange(offset + T, device=tgt.device)
-            queries = torch.arange(offset, offset + T, device=tgt.device)
-            self_mask = (keys[None, :] <= queries[:, None])[None, None]  # (1, 1, T, offset + T)
-        memory_mask = self.source_mask(src) if memory is not None and bool((src == self.cfg.pad_id).any()) else None
-        if sentences is not None:
-            self_mask = self_mask & sentences.target_mask() if self_mask is not None else sentences.target_mask()
-            memory_mask = sentences.memory_mask() if memory_mask is None else memory_mask & sentences.memory_mask()
         for i, layer in enumerate(self.decoder_layers):
             x = layer(x, memory, self_mask, memory_mask, f"decoder.{i}", capture, cache, i)
-        return self.logits(self.decoder_norm(x))
+        return self.decoder_norm(x)
 
     def logits(self, x: Tensor) -> Tensor:
         """(B, T, d_model) → (B, T, V) through the output matrix."""

@@ -239,19 +239,25 @@ def test_remembered_sentences_are_forgotten_least_recently_used_first(translator
     assert repeated.translation == " ".join([alone.translation] * 3)
 
 
-def test_importance_of_a_text_stops_between_sentences_when_cancelled(translator):
-    """A paragraph's masking passes take seconds: a newer keystroke stops them at the next sentence."""
+def test_importance_of_a_text_stops_at_the_next_layer_when_cancelled(translator):
+    """A paragraph's masking passes take seconds: a newer keystroke stops them before the next layer,
+    whichever sentence they are in. Uncancelled, the question is asked once per layer and sentence."""
     from engine.importance import analysis_stages
 
     trace = translator.trace(TEXT)
+    n_layers = trace.n_layers["cross"]
     asked = []
+    assert head_importance(translator.model, trace, "cross", cancelled=lambda: bool(asked.append(True))) is not None
+    assert len(asked) == n_layers * trace.sentences
+
+    asked.clear()
 
     def cancelled() -> bool:
         asked.append(True)
-        return len(asked) > 1  # the first sentence's pass runs, then the user typed on
+        return len(asked) > n_layers + 1  # the first sentence and one layer of the second ran, then the user typed on
 
     assert head_importance(translator.model, trace, "cross", cancelled=cancelled) is None
-    assert len(asked) == 2
+    assert len(asked) == n_layers + 2
     stages = list(analysis_stages(translator, trace, cancelled=lambda: True))
     assert len(stages) == 1 and not stages[0].importance  # the statistics, then nothing
 
