@@ -90,26 +90,38 @@ def row_cells(row: HeadRow) -> list[QTableWidgetItem]:
 
 
 class AnalysisView(QWidget):
+    """The Analysis tab: the head table, and beside it the importance maps and the coverage bars.
+    Those plots cost a tenth of the window's start-up and the tab opens hidden: they are built, and
+    kept drawn, only while it is on screen (`stale` marks what changed meanwhile)."""
+
     def __init__(self, view_state: ViewState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view_state = view_state
         self.trace: Trace | None = None
         self.analysis: Analysis | None = None
+        self.stale = False  # an analysis arrived while hidden: its plots are drawn when the tab is shown
+        self.built = False  # the plots exist (from the first time the tab was shown)
         self.top_line = QLabel()
         self.top_line.setObjectName("topHeads")
         self.top_line.setWordWrap(True)
         self.table = self._build_table()
-        self.importance_maps = {kind: Heatmap() for kind in ATTENTION_KINDS}
-        self.importance_titles = {kind: QLabel() for kind in ATTENTION_KINDS}
-        for title in self.importance_titles.values():
-            title.setWordWrap(True)  # BERT without a [MASK] says why in a sentence
-        self.coverage_plot = pg.PlotWidget(enableMenu=False)
-        self.coverage_line = QLabel()
-        self.coverage_line.setObjectName("coverageFlags")
-        self.coverage_line.setWordWrap(True)
-        self._build_layout()
+        self.right = QWidget()  # the plots go here when first shown
+        right_layout = QVBoxLayout(self.right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.right)
+        splitter.setSizes([640, 640])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.top_line)
+        layout.addWidget(splitter, 1)
         self.table.cellClicked.connect(self._on_cell_clicked)
         self.show_analysis(None, None)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.stale:
+            self._show_plots()
 
     def _build_table(self) -> QTableWidget:
         table = QTableWidget(0, len(COLUMNS))
@@ -124,23 +136,31 @@ class AnalysisView(QWidget):
         table.setToolTip("Click a head to open it in the head view; click a column header to sort")
         return table
 
-    def _build_layout(self) -> None:
+    def _build_plots(self) -> None:
+        self.built = True
+        self.importance_maps = {kind: Heatmap() for kind in ATTENTION_KINDS}
+        self.importance_titles = {kind: QLabel() for kind in ATTENTION_KINDS}
         maps = QHBoxLayout()
         for kind in ATTENTION_KINDS:
+            self.importance_titles[kind].setWordWrap(True)  # BERT without a [MASK] says why in a sentence
             column = QVBoxLayout()
             column.addWidget(self.importance_titles[kind])
             self.importance_maps[kind].colorbar.setColorMap(IMPORTANCE_MAP)
             self.importance_maps[kind].setMinimumSize(150, 120)
             column.addWidget(self.importance_maps[kind], 1)
             maps.addLayout(column, 1)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addLayout(maps, 3)
+        plots = QWidget()
+        plots_layout = QVBoxLayout(plots)
+        plots_layout.setContentsMargins(0, 0, 0, 0)
+        plots_layout.addLayout(maps, 3)
         self.coverage_title = QLabel("<b>Coverage</b>: cross-attention each source piece received over the output")
-        right_layout.addWidget(self.coverage_title)
-        right_layout.addWidget(self.coverage_plot, 2)
-        right_layout.addWidget(self.coverage_line)
+        self.coverage_plot = pg.PlotWidget(enableMenu=False)
+        self.coverage_line = QLabel()
+        self.coverage_line.setObjectName("coverageFlags")
+        self.coverage_line.setWordWrap(True)
+        plots_layout.addWidget(self.coverage_title)
+        plots_layout.addWidget(self.coverage_plot, 2)
+        plots_layout.addWidget(self.coverage_line)
         self.coverage_plot.setMinimumHeight(90)
         self._coverage_labels: tuple[list[str], np.ndarray] = ([], np.zeros(0))
         self.coverage_plot.getViewBox().sigResized.connect(
@@ -148,13 +168,8 @@ class AnalysisView(QWidget):
         )
         self.coverage_plot.setMouseEnabled(x=False, y=False)
         self.coverage_plot.hideButtons()
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self.table)
-        splitter.addWidget(right)
-        splitter.setSizes([640, 640])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.top_line)
-        layout.addWidget(splitter, 1)
+        self.right.layout().addWidget(plots)
+        plots.show()  # now: a widget added to a shown one would otherwise appear only after the event loop ran
 
     # --- showing an analysis ---
 
@@ -162,8 +177,7 @@ class AnalysisView(QWidget):
         """Draw `analysis` of `trace`; None: nothing yet (the table empties: no rows of an older sentence)."""
         self.trace, self.analysis = trace, analysis
         self._fill_table(analysis)
-        self._show_importance(analysis)
-        self._show_coverage(trace, analysis)
+        self._show_plots()
         if analysis is None:
             self.top_line.setText(
                 "Type a sentence: the analysis of its heads appears here."
@@ -172,6 +186,16 @@ class AnalysisView(QWidget):
             )
         else:
             self.top_line.setText(top_heads_text(analysis))
+
+    def _show_plots(self) -> None:
+        if not self.isVisible():  # nobody sees a hidden tab's plots: drawn when it is shown
+            self.stale = True
+            return
+        if not self.built:
+            self._build_plots()
+        self.stale = False
+        self._show_importance(self.analysis)
+        self._show_coverage(self.trace, self.analysis)
 
     def _fill_table(self, analysis: Analysis | None) -> None:
         rows = analysis.rows() if analysis is not None else []

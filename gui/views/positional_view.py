@@ -66,20 +66,36 @@ MIN_CONTENT_HEIGHT = 560
 
 
 class PositionalView(QWidget):
+    """The Positional encodings tab. Its plots cost a tenth of the window's start-up and the tab
+    opens hidden: they are built, and kept drawn, only while it is on screen (`stale` marks what
+    changed meanwhile)."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.trace = None
-        self.stale = False  # a sentence arrived while hidden: drawn when the tab is shown
+        self.stale = False  # something changed while hidden: drawn when the tab is shown
+        self.built = False  # the plots exist (from the first time the tab was shown)
         self.d_model = 0  # the loaded model's
         self.model_base = 10000.0
         self.positions = "sinusoidal"  # or "learned": the model's table is trained, not a formula
         self.embedding_norms = np.zeros(0)
         self.positional_norms = np.zeros(0)
-        self.table = np.zeros((0, 0))
         self.row_labels: list[str] = []
         self.shown_dimensions: list[int] = []
 
-        controls = self._build_controls()
+        self.controls = self._build_controls()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        self.explore.toggled.connect(self._on_explore)
+        self.width_box.valueChanged.connect(self.dimensions.clear)  # the default curves of the new width
+        for spin in (self.base, self.width_box, self.positions_box):
+            spin.valueChanged.connect(self._render)
+        self.dimensions.editingFinished.connect(self._render)
+        self._on_explore(False)
+
+    def _build_content(self) -> None:
+        self.built = True
         self._build_plots()
         left = QVBoxLayout()
         left.addWidget(self._titled("encodings (positions × dimensions)", self.heatmap), 1)
@@ -101,22 +117,14 @@ class PositionalView(QWidget):
         content.setMinimumHeight(MIN_CONTENT_HEIGHT)
         inner = QVBoxLayout(content)
         inner.setContentsMargins(0, 0, 0, 0)
-        inner.addLayout(controls)
+        inner.addLayout(self.controls)
         inner.addLayout(columns, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(content)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
-
-        self.explore.toggled.connect(self._on_explore)
-        self.width_box.valueChanged.connect(self.dimensions.clear)  # the default curves of the new width
-        for spin in (self.base, self.width_box, self.positions_box):
-            spin.valueChanged.connect(self._render)
-        self.dimensions.editingFinished.connect(self._render)
-        self._on_explore(False)
+        self.layout().addWidget(scroll)
+        scroll.show()  # now: a widget added to a shown one would otherwise appear only after the event loop ran
         self._apply_palette()
 
     def _build_controls(self) -> QHBoxLayout:
@@ -203,13 +211,12 @@ class PositionalView(QWidget):
         self.positional_norms = np.zeros(0) if positional_norms is None else positional_norms
         if trace is not None and not self.d_model:
             self.d_model = trace.positional.shape[1]
-        if self.isVisible():
-            self._render()
-        else:  # drawing costs more than the rest of a keystroke; nobody sees it in a hidden tab
-            self.stale = True
+        self._render()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        if not self.built:
+            self._build_content()
         if self.stale:
             self._render()
 
@@ -244,7 +251,7 @@ class PositionalView(QWidget):
 
     def has_table(self) -> bool:
         """Something to draw (and to export): a sentence's rows, or a closed form."""
-        return self.table.size > 0
+        return self.current_table()[0].size > 0
 
     def closed_form(self) -> PositionalParams | None:
         """The closed form on screen (explore mode, or no sentence yet), None while it shows a sentence's rows."""
@@ -273,9 +280,13 @@ class PositionalView(QWidget):
         return np.array([[float(self.values.item(r, c).text()) for c in range(cols)] for r in range(rows)])
 
     def _render(self) -> None:
+        if not self.isVisible():  # drawing costs more than the rest of a keystroke; nobody sees a hidden tab
+            self.stale = True
+            return
+        if not self.built:
+            self._build_content()
         self.stale = False
-        self.table, self.row_labels = self.current_table()
-        table = self.table
+        table, self.row_labels = self.current_table()
         d = table.shape[1] if table.size else 0
         dims = parse_dimensions(self.dimensions.text(), d) or curve_dimensions(max(d, 1))
         if table.size and (not self.dimensions.text().strip() or not parse_dimensions(self.dimensions.text(), d)):

@@ -210,6 +210,7 @@ def test_the_positional_view_shows_the_sentences_rows_and_their_norms(window, qt
 @pytest.mark.parametrize(("base", "d_model"), [(10000.0, 16), (100.0, 6), (10.0, 4)])
 def test_the_explore_table_equals_the_closed_form(window, qtbot, base, d_model):
     view = window.positional_view
+    window.tabs.setCurrentWidget(view)  # a hidden tab draws nothing until it is shown
     view.set_explore(True)
     view.set_parameters(base, d_model, 12)
     table = view.table_values()
