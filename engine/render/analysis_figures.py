@@ -16,8 +16,6 @@ from engine.analysis import Analysis
 from engine.architecture import ATTENTION_KINDS
 from engine.render.figures import (
     AXIS_NAMES,
-    CELL,
-    MIN_MAP,
     STYLE,
     ExportError,
     _attention_cmap,
@@ -25,6 +23,7 @@ from engine.render.figures import (
     _label_axes,
     _label_width,
     _sentence_line,
+    cells,
     hidden_cells,
     suptitle,
     title_height,
@@ -102,8 +101,9 @@ def rollout_figure(trace: Trace, analysis: Analysis) -> Figure:
     with matplotlib.rc_context(STYLE):
         rollout = analysis.rollout  # (L, S, S)
         n_layers, n_pieces = rollout.shape[:2]
-        map_side = max(MIN_MAP, n_pieces * CELL)
-        label = _label_width(pieces)
+        cell = cells(n_layers * n_pieces)  # the panels side by side share MAX_MAP
+        map_side = cell.side(n_pieces)
+        label = _label_width(pieces, cell.font)
         width = n_layers * (map_side + 0.3) + label + 1.4
         title = (
             f"{trace.model_name}: attention rollout of the {stack} (Abnar & Zuidema 2020): "
@@ -116,7 +116,7 @@ def rollout_figure(trace: Trace, analysis: Analysis) -> Figure:
         vmax = float(rollout.max())
         for layer, ax in enumerate(axes):
             image = ax.imshow(rollout[layer], cmap=_attention_cmap(), vmin=0.0, vmax=vmax, aspect="equal")
-            _label_axes(ax, pieces if layer == 0 else [""] * n_pieces, pieces)
+            _label_axes(ax, pieces if layer == 0 else [""] * n_pieces, pieces, cell)
             ax.set_title(f"after layer {layer + 1}/{n_layers}")
         axes[0].set_ylabel("input position")
         fig.colorbar(image, ax=list(axes), label="share of the input", shrink=min(1.0, 3.0 / map_side), aspect=25)
@@ -133,13 +133,14 @@ def value_norms_figure(trace: Trace, analysis: Analysis, kind: str, layer: int, 
         norms = analysis.value_norms[kind][layer]  # (H, Q, K)
         norm_map = norms.mean(axis=0) if head == AVERAGE else norms[int(head)]
         rows, cols = trace.axis_pieces(kind)
-        map_w, map_h = max(MIN_MAP, len(cols) * CELL), max(MIN_MAP, len(rows) * CELL)
-        width = 2 * (map_w + 1.0) + _label_width(rows) + 0.6
+        cell = cells(2 * max(len(rows), len(cols)))  # two maps side by side share MAX_MAP
+        map_w, map_h = cell.side(len(cols)), cell.side(len(rows))
+        width = 2 * (map_w + 1.0) + _label_width(rows, cell.font) + 0.6
         title = (
             f"{trace.model_name}: {KIND_LABELS[kind].name}, layer {layer + 1}/{trace.n_layers[kind]}, "
             f"{head_label(head, trace.n_heads)}: weights α and value-weighted norms ‖α·f(x)‖\n{_sentence_line(trace)}"
         )
-        height = map_h + _label_width(cols) + 0.8 + title_height(title, width)
+        height = map_h + _label_width(cols, cell.font) + 0.8 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         weights_ax, norms_ax = fig.subplots(1, 2)
         hidden = hidden_cells(trace, kind)
@@ -149,7 +150,7 @@ def value_norms_figure(trace: Trace, analysis: Analysis, kind: str, layer: int, 
         image = norms_ax.imshow(shown, cmap="Oranges", vmin=0.0, aspect="equal")
         fig.colorbar(image, ax=norms_ax, label="‖α f(x)‖", shrink=min(1.0, 3.0 / map_h), aspect=25)
         for ax, name in ((weights_ax, "weights α"), (norms_ax, "value norms ‖α f(x)‖")):
-            _label_axes(ax, rows, cols)
+            _label_axes(ax, rows, cols, cell)
             ax.set_xlabel(AXIS_NAMES[kind][1])
             ax.set_title(name)
         weights_ax.set_ylabel(AXIS_NAMES[kind][0])

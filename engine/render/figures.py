@@ -9,13 +9,17 @@ titles show them 1-based as "layer 2/3", "head 5/8", "step 4/12" (the "/total" m
 convention visible). `head="average"` is the mean over the heads of a layer.
 
 Sizes grow with the number of pieces (a fixed size per cell), so labels never overlap and long
-sentences stay readable; text stays text in SVG and PDF (`svg.fonttype = 'none'`, TrueType in PDF).
+sentences stay readable, up to a map of MAX_MAP inches: a paragraph's cells shrink instead, its
+labels with them down to MIN_LABEL_FONT, and past that every second (third, …) piece is labelled
+(`cells`). Text stays text in SVG and PDF (`svg.fonttype = 'none'`, TrueType in PDF).
 """
 
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +78,9 @@ STYLE: dict[RcKeyType, Any] = {
 }
 CELL = 0.2  # inches per piece: 14.4 pt, room for an 8 pt label
 MIN_MAP = 1.6  # inches: short sentences still get a map large enough to read
+MAX_MAP = 20.0  # inches: 100 pieces at CELL; a longer text's cells shrink (a 200 dpi PNG stays ≤ ~4,500 px a side)
+MIN_LABEL_FONT = 5.0  # points: smaller labels would not be read; past this, labels are thinned
+LABEL_ROOM = 1.3  # a label takes 1.3 × its font size across the cell it names
 DEFAULT_PNG_DPI = 200
 VECTOR_DPI = 300  # SVG and PDF embed each map at its own resolution; this only sizes any other raster
 ATTENTION_CMAP = "Blues"  # white (no attention) to dark blue (all of it): prints well, perceptually ordered
@@ -82,6 +89,28 @@ MASKED_COLOUR = "#d9d9d9"  # cells the mask forbids (the future, another sentenc
 
 class ExportError(Exception):
     """A figure that cannot be written; str() is one line naming the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Cells:
+    """How the pieces along a map's side are drawn: the size of a cell and of the labels."""
+
+    inches: float  # per piece
+    font: float  # points
+    every: int  # 1: every piece is labelled; 2: every second one; …
+
+    def side(self, n: int) -> float:
+        """Inches along a side of n pieces (short ones still MIN_MAP)."""
+        return max(MIN_MAP, n * self.inches)
+
+
+def cells(n: int) -> Cells:
+    """Cells for a map whose longer side has n pieces: CELL each up to MAX_MAP inches, smaller past
+    it, with the largest label font that fits a cell, but not below MIN_LABEL_FONT: then labels skip pieces."""
+    inches = min(CELL, MAX_MAP / max(n, 1))
+    room = inches * 72 / LABEL_ROOM  # points: the largest label that fits one cell
+    font = min(LABEL_FONT, max(MIN_LABEL_FONT, room))
+    return Cells(inches, font, 1 if font <= room else math.ceil(font / room))
 
 
 # --- drawing helpers ---
@@ -106,13 +135,22 @@ def _heatmap(ax: Axes, weights: np.ndarray, hidden: np.ndarray) -> AxesImage:
     return ax.imshow(shown, cmap=_attention_cmap(), vmin=0.0, vmax=1.0, aspect="equal", origin="upper")
 
 
-def _label_axes(ax: Axes, rows: Sequence[str], cols: Sequence[str]) -> None:
-    """Every row and column labelled; matplotlib would otherwise thin out the ticks."""
-    ax.set_yticks(range(len(rows)), display_pieces(rows), fontsize=LABEL_FONT, parse_math=False)
-    ax.set_xticks(range(len(cols)), display_pieces(cols), fontsize=LABEL_FONT, parse_math=False, rotation=90)
+def _label_axes(ax: Axes, rows: Sequence[str], cols: Sequence[str], cell: Cells) -> None:
+    """Every row and column labelled, or every `cell.every`-th of a long text's (matplotlib would
+    otherwise thin the ticks its own way)."""
+    _label_rows(ax, display_pieces(rows), cell)
+    every = cell.every
+    ax.set_xticks(
+        range(0, len(cols), every), display_pieces(cols)[::every], fontsize=cell.font, parse_math=False, rotation=90
+    )
     ax.tick_params(length=2, pad=2)
     ax.xaxis.tick_top()  # keys read across the top, like a table's header
     ax.xaxis.set_label_position("top")
+
+
+def _label_rows(ax: Axes, labels: Sequence[str], cell: Cells) -> None:
+    """The rows' labels as given (every `cell.every`-th of a long text's)."""
+    ax.set_yticks(range(0, len(labels), cell.every), labels[:: cell.every], fontsize=cell.font, parse_math=False)
 
 
 def _label_width(pieces: Sequence[str], fontsize: float = LABEL_FONT) -> float:
@@ -143,14 +181,15 @@ def head_figure(trace: Trace, kind: str, layer: int, head: Head) -> Figure:
     with matplotlib.rc_context(STYLE):
         weights = select_map(trace, kind, layer, head)
         rows, cols = trace.axis_pieces(kind)
-        map_w, map_h = max(MIN_MAP, len(cols) * CELL), max(MIN_MAP, len(rows) * CELL)
-        width = max(5.5, map_w + _label_width(rows) + 1.4)  # + y label, colour bar
+        cell = cells(max(len(rows), len(cols)))
+        map_w, map_h = cell.side(len(cols)), cell.side(len(rows))
+        width = max(5.5, map_w + _label_width(rows, cell.font) + 1.4)  # + y label, colour bar
         title = f"{trace.model_name}: {selection_title(trace, kind, layer, head)}\n{_sentence_line(trace)}"
-        height = map_h + _label_width(cols) + 0.5 + title_height(title, width)
+        height = map_h + _label_width(cols, cell.font) + 0.5 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.add_subplot()
         image = _heatmap(ax, weights, hidden_cells(trace, kind))
-        _label_axes(ax, rows, cols)
+        _label_axes(ax, rows, cols, cell)
         ax.set_ylabel(AXIS_NAMES[kind][0])
         ax.set_xlabel(AXIS_NAMES[kind][1])
         fig.colorbar(image, ax=ax, label="attention weight", shrink=min(1.0, 3.0 / map_h), aspect=25)
@@ -219,23 +258,25 @@ def positional_figure(
             labels = None
             title = f"sinusoidal positional encodings, d_model = {d_model}, base = {base:g}"
         n_pos = table.shape[0]
-        map_h = max(MIN_MAP, n_pos * CELL) if labels else max(2.5, min(6.0, n_pos * 0.08))
+        cell = cells(n_pos)
+        map_h = cell.side(n_pos) if labels else max(2.5, min(6.0, n_pos * 0.08))
         width = 8.0
         height = map_h + 2.6 + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
         heat_ax, curve_ax = fig.subplots(2, 1, height_ratios=[map_h, 2.0])
-        _positional_heatmap(fig, heat_ax, table, labels, map_h)
+        _positional_heatmap(fig, heat_ax, table, labels, map_h, cell)
         _positional_curves(curve_ax, table)
         suptitle(fig, title, width)
         return fig
 
 
-def _positional_heatmap(fig: Figure, ax: Axes, table: np.ndarray, labels: list[str] | None, map_h: float) -> None:
+def _positional_heatmap(
+    fig: Figure, ax: Axes, table: np.ndarray, labels: list[str] | None, map_h: float, cell: Cells
+) -> None:
     image = ax.imshow(table, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")  # diverging: sin and cos span -1..1
     ax.set_xlabel("dimension")
     if labels is not None:
-        rows = [f"{i} {p}" for i, p in enumerate(labels)]
-        ax.set_yticks(range(len(labels)), rows, fontsize=LABEL_FONT, parse_math=False)
+        _label_rows(ax, [f"{i} {p}" for i, p in enumerate(labels)], cell)
         ax.set_ylabel("position and source piece")
     else:
         ax.set_ylabel("position")

@@ -13,12 +13,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from engine.render.figures import (
-    CELL,
-    LABEL_FONT,
-    MIN_MAP,
     STYLE,
+    _label_rows,
     _label_width,
     _sentence_line,
+    cells,
     row_bars,
     suptitle,
     title_height,
@@ -76,19 +75,20 @@ def learned_positional_figure(trace: Trace) -> Figure:
     labels = [f"{i} {p}" for i, p in zip(trace.input_positions, display_pieces(trace.input_pieces), strict=True)]
     with matplotlib.rc_context(STYLE):
         n_pos = table.shape[0]
-        map_h = max(MIN_MAP, n_pos * CELL)
+        cell = cells(n_pos)
+        map_h = side = cell.side(n_pos)
         width = 8.0
         title = (
             f"{trace.model_name}: learned positional embeddings, rows 0–{n_pos - 1} of the table "
             f"(one per input piece, d_model = {table.shape[1]})\n{_sentence_line(trace)}"
         )
-        side = max(MIN_MAP, n_pos * CELL)
-        height = map_h + side + 1.2 + _label_width(labels) + title_height(title, width)
+        label = _label_width(labels, cell.font)
+        height = map_h + side + 1.2 + label + title_height(title, width)
         fig = Figure(figsize=(width, height), layout="constrained")
-        heat_ax, sim_ax = fig.subplots(2, 1, height_ratios=[map_h, side + _label_width(labels)])
+        heat_ax, sim_ax = fig.subplots(2, 1, height_ratios=[map_h, side + label])
         bound = float(np.abs(table).max()) or 1.0
         image = heat_ax.imshow(table, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
-        heat_ax.set_yticks(range(n_pos), labels, fontsize=LABEL_FONT, parse_math=False)
+        _label_rows(heat_ax, labels, cell)
         heat_ax.set_xlabel("dimension")
         heat_ax.set_ylabel("position and input piece")
         heat_ax.set_title("learned: the rows added to the input's embeddings")
@@ -96,8 +96,9 @@ def learned_positional_figure(trace: Trace) -> Figure:
         norms = np.linalg.norm(table, axis=1, keepdims=True)
         cosine = (table / np.where(norms > 0, norms, 1.0)) @ (table / np.where(norms > 0, norms, 1.0)).T
         image = sim_ax.imshow(cosine, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")  # fills its panel
-        sim_ax.set_yticks(range(n_pos), labels, fontsize=LABEL_FONT, parse_math=False)
-        sim_ax.set_xticks(range(n_pos), labels, fontsize=LABEL_FONT, parse_math=False, rotation=90)
+        _label_rows(sim_ax, labels, cell)
+        shown = range(0, n_pos, cell.every)
+        sim_ax.set_xticks(shown, labels[:: cell.every], fontsize=cell.font, parse_math=False, rotation=90)
         sim_ax.set_title("cosine similarity between the learned rows")
         fig.colorbar(image, ax=sim_ax, label="cosine", shrink=min(1.0, 3.0 / side), aspect=25)
         suptitle(fig, title, width)

@@ -276,6 +276,26 @@ def test_labels_of_a_long_sentence_do_not_overlap():
     assert len(head.axes[0].get_yticklabels()) == 60
 
 
+def test_a_paragraph_sized_map_stops_growing_and_thins_its_labels_without_overlap():
+    """260 pieces at 0.2 in each made a 54-inch figure (10,700 px a side at 200 dpi, 3.4 GB to draw)."""
+    src = [f"▁mot{i}" if i % 3 else f"morceau{i}" for i in range(260)]
+    tgt = ["<s>"] + [f"▁word{i}" for i in range(199)]
+    trace = synthetic_trace(src, tgt)
+    head = figures.head_figure(trace, "cross", 0, 0)
+    width, height = head.get_size_inches()
+    assert width < figures.MAX_MAP + 3 and height < figures.MAX_MAP + 4
+    cell = figures.cells(260)
+    assert cell.every == 2 and cell.font == figures.MIN_LABEL_FONT
+    xticks = head.axes[0].get_xticklabels()
+    assert [t.get_text() for t in xticks[:3]] == ["morceau0", "mot2", "mot4"]  # every second piece, in place
+    assert len(xticks) == 130 and len(head.axes[0].get_yticklabels()) == 100
+    assert all(t.get_fontsize() == figures.MIN_LABEL_FONT for t in xticks)
+    for axis_name in ("x", "y"):
+        assert_no_overlap(label_boxes(head, axis_name)[0], axis_name)
+    # up to 100 pieces nothing changes: CELL each, 8 pt, every label
+    assert figures.cells(100) == figures.Cells(figures.CELL, figures.LABEL_FONT, 1)
+
+
 def test_figures_grow_with_the_sentence():
     short = synthetic_trace(["▁a", "▁b", "</s>"], ["<s>", "▁x"])
     long = synthetic_trace([f"▁p{i}" for i in range(50)], ["<s>"] + [f"▁q{i}" for i in range(39)])
