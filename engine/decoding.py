@@ -281,6 +281,16 @@ def greedy_from_draft(
     return DraftResult(tokens, accepted, passes, log_probs)
 
 
+def sentence_draft(draft: list[int], before: list[list[int]], eos_id: int) -> list[int]:
+    """One sentence's part of a text's previous output `draft`: what followed the outputs `before`
+    of the sentences before it (when the draft still starts with them), up to its </s>."""
+    start = sum(len(output) for output in before)
+    if draft[:start] != [token for output in before for token in output]:
+        return []  # an earlier sentence changed: the draft no longer lines up
+    rest = draft[start:]
+    return rest[: rest.index(eos_id) + 1] if eos_id in rest else rest
+
+
 def lookup(draft: list[int], tokens: list[int], most: int, longest: int = 8) -> list[int]:
     """What followed the latest token chosen where it last appeared in the draft (matching the two
     latest when it can): a guess that one decoder pass checks, as in prompt-lookup decoding."""

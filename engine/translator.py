@@ -31,6 +31,7 @@ from engine.decoding import (
     greedy_decode_recorded,
     greedy_from_draft,
     pad_batch,
+    sentence_draft,
 )
 from engine.families import load_model
 from engine.generation import suppressed_log_probs
@@ -329,7 +330,7 @@ class Translator:
             return replace(translation, trace=replace(translation.trace, timings=timings))
         parts = encode_sentences(self.tokenizer, text, self.cfg.max_positions)
         if len(parts) > 1:
-            return self._run_sentences(text, parts, options, start)
+            return self._run_sentences(text, parts, options, start, draft)
         source = parts[0]
         src = pad_batch([source.ids], self.cfg.pad_id, self.device)  # (1, S)
         timings["tokenize_ms"] = (time.perf_counter() - start) * 1000
@@ -364,19 +365,22 @@ class Translator:
         while len(self.remembered) > REMEMBERED_SENTENCES:
             del self.remembered[next(iter(self.remembered))]
 
-    def _run_sentences(self, text: str, parts: list[SourceIds], options: TraceOptions, start: float) -> Translation:
+    def _run_sentences(
+        self, text: str, parts: list[SourceIds], options: TraceOptions, start: float, draft: Sequence[int] | None
+    ) -> Translation:
         """A text of several sentences, each translated on its own and traced attending only to itself.
 
-        Greedy decoding records each sentence's rows as it goes (`greedy_decode_recorded`: new
-        sentences side by side, one batch) and remembers them, so typing at the end of a paragraph
-        decodes only the sentence being typed. Beam search, a forced prefix and q/k/v take one forced
-        pass over all the sentences side by side (`engine.model.Sentences`)."""
+        Greedy decoding records each sentence's rows as it goes and remembers them, so typing in a
+        paragraph decodes only the sentence being typed, from its part of `draft` (the previous
+        keystroke's output); several new sentences go side by side in one batch. Beam search, a
+        forced prefix and q/k/v take one forced pass over all the sentences side by side
+        (`engine.model.Sentences`)."""
         timings = {"tokenize_ms": (time.perf_counter() - start) * 1000}
         source = SourceIds([i for part in parts for i in part.ids], any(part.truncated for part in parts))
         src_sentence = np.repeat(np.arange(len(parts)), [len(part.ids) for part in parts])
         mark = time.perf_counter()
         if options.decoding.beam_size == 1 and not options.forced_prefix and not options.with_qkv:
-            records, passes = self._sentence_records([part.ids for part in parts], options)
+            records, passes = self._sentence_records([part.ids for part in parts], options, draft)
             timings["decode_ms"] = (time.perf_counter() - mark) * 1000
             tokens = [i for record in records for i in record.out_ids]
             tgt_sentence = np.repeat(np.arange(len(parts)), [len(record.out_ids) for record in records])
@@ -414,23 +418,41 @@ class Translator:
             log_probs = self.model.decode(tgt, memory, src, capture, sentences=sentences)[0].log_softmax(dim=-1)
         return self.captured(capture, log_probs, options)
 
-    def _sentence_records(self, sources: list[list[int]], options: TraceOptions) -> tuple[list[SentenceRecord], int]:
-        """Each sentence's greedy translation and trace rows, remembered or decoded (the new ones in one
-        batch, a repeated sentence once), and the decoder passes spent. The text's sentences become the
-        most recently used."""
+    def _sentence_records(
+        self, sources: list[list[int]], options: TraceOptions, draft: Sequence[int] | None = None
+    ) -> tuple[list[SentenceRecord], int]:
+        """Each sentence's greedy translation and trace rows, remembered or decoded, and the decoder
+        passes spent. One new sentence (typing in a paragraph) is decoded from its part of `draft`,
+        the text's previous output (`sentence_draft`); several go in one batch, a repeated sentence
+        once. The text's sentences become the most recently used."""
         keys = [remembered_key(ids, options) for ids in sources]
         unique = list(dict.fromkeys(keys))
         records = {key: self.remembered[key] for key in unique if key in self.remembered}
         new = [key for key in unique if key not in records]
         passes = 0
-        if new:
-            with torch.inference_mode():
+        with torch.inference_mode():
+            if len(new) == 1:
+                index = keys.index(new[0])
+                before = [records[key].out_ids for key in keys[:index]]  # all remembered
+                own = sentence_draft(list(draft or []), before, self.cfg.eos_id)
+                records[new[0]], passes = self._greedy_record(sources[index], own, options)
+            elif new:
                 recorded, passes = greedy_decode_recorded(self.model, [list(key[0]) for key in new], options.decoding)
                 for key, sentence in zip(new, recorded, strict=True):
                     records[key] = self._record(list(key[0]), sentence, options)
         for key in unique:
             self._remember(options, records[key])
         return [records[key] for key in keys], passes
+
+    def _greedy_record(self, src_ids: list[int], draft: list[int], options: TraceOptions) -> tuple[SentenceRecord, int]:
+        """One sentence decoded greedily from `draft` ([] for none), its rows captured as it goes."""
+        src = pad_batch([src_ids], self.cfg.pad_id, self.device)
+        capture = ActivationCache()
+        memory = self.model.encode(src, capture)
+        result = greedy_from_draft(self.model, src, draft, options.decoding, capture, memory)
+        assert result.log_probs is not None  # a capture without q/k/v is filled as it goes
+        captured = self.captured(capture, result.log_probs, options)
+        return SentenceRecord(list(src_ids), result.tokens, captured.maps, captured.candidates), result.decoder_passes
 
     def _record(self, src_ids: list[int], sentence: RecordedSentence, options: TraceOptions) -> SentenceRecord:
         def maps(kind: str) -> np.ndarray:  # (L, H, queries, keys)

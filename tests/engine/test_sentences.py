@@ -103,6 +103,42 @@ def test_typing_at_the_end_decodes_only_the_last_sentence(translator):
     )
 
 
+def test_the_sentence_being_typed_in_a_text_is_decoded_from_its_draft(translator):
+    """Each key at the end of a paragraph changes its last sentence: the previous key's output for
+    it is the draft, so an unchanged translation costs one decoder pass, not one per token. A wrong
+    draft costs passes, never a different result."""
+    from engine.translator import remembered_key
+
+    translator.remembered.clear()
+    plain = translator.trace(TEXT)
+    last_src, last = plain.src_sentence == 2, plain.tgt_sentence == 2
+    assert plain.decoder_passes >= int(last.sum())  # from nothing: one pass per token of the last sentence
+    key = remembered_key(list(plain.src_ids[last_src]), TraceOptions())
+    for changed in (False, True):
+        del translator.remembered[key]  # the last sentence is the one being typed: not remembered
+        draft = list(plain.out_ids)
+        if changed:
+            draft[int(np.flatnonzero(last)[1])] += 1  # its second token was another one a key ago
+        after = translator.trace(TEXT, draft=draft)
+        assert list(after.out_ids) == list(plain.out_ids)
+        for kind in ("enc_self", "dec_self", "cross"):
+            np.testing.assert_allclose(after.attention(kind), plain.attention(kind), atol=1e-5)
+        np.testing.assert_allclose(after.topk_probs, plain.topk_probs, atol=1e-5)
+        assert_trace_of(translator, TEXT, after)
+        if not changed:
+            assert after.decoder_passes == 1  # the draft confirmed in one pass
+
+
+def test_a_sentence_drafts_from_what_followed_the_sentences_before_it():
+    from engine.decoding import sentence_draft
+
+    assert sentence_draft([5, 6, 3, 7, 3, 8], [[5, 6, 3]], 3) == [7, 3]  # up to its </s>
+    assert sentence_draft([5, 6, 3, 7, 3, 8], [[5, 6, 3], [7, 3]], 3) == [8]
+    assert sentence_draft([5, 6, 7], [[5, 6]], 3) == [7]  # the previous output was cut by the length limit
+    assert sentence_draft([5, 6, 3, 7, 3], [[5, 9, 3]], 3) == []  # an earlier sentence changed
+    assert sentence_draft([], [], 3) == []
+
+
 def test_beam_search_translates_every_sentence(translator):
     options = TraceOptions(decoding=DecodingOptions(beam_size=3))
     translation = translator.run(TEXT, options)
