@@ -140,19 +140,19 @@ def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> list[flo
     return times
 
 
-def sentences_at_least(translator, pieces: int, count: int, spare: int = 10) -> list[str]:
-    """Single sentences (or, where too few, runs of them joined) of `pieces` to `pieces + spare` pieces."""
-    lines = single_sentences()
+def sentences_at_least(translator, pieces: int, count: int, spare: int = 10, joined: bool = False) -> list[str]:
+    """`count` single test sentences of `pieces` to `pieces + spare` pieces; with `joined`, runs of
+    shorter ones joined into texts of that length instead (typing one types in its last sentence)."""
     chosen, current = [], ""
-    for line in lines:
+    for line in single_sentences():
         size = len(translator.source(line).ids)
-        if pieces <= size <= pieces + spare:
+        if not joined and pieces <= size <= pieces + spare:
             chosen.append(line)
-        elif size < pieces:  # join short ones until they are long enough
+        elif joined and size < pieces:  # join short ones until they are long enough
             current = f"{current} {line}".strip()
-            joined = len(translator.source(current).ids)
-            if joined >= pieces:
-                if joined <= pieces + spare:
+            total = len(translator.source(current).ids)
+            if total >= pieces:
+                if total <= pieces + spare:
                     chosen.append(current)
                 current = ""
         if len(chosen) >= count:
@@ -170,7 +170,11 @@ def measure_latency(translator, sentences: dict[int, list[str]], repeats: int, k
                 times, counts = type_all_keys(translator, text)
                 typing += times
                 passes += counts
-        for text in sentences_at_least(translator, bucket, len(texts)):
+        # single sentences of the bucket's length; where test.tsv has none (40 pieces), joined ones
+        typed = sentences_at_least(translator, bucket, len(texts)) or sentences_at_least(
+            translator, bucket, len(texts), joined=True
+        )
+        for text in typed:
             for _ in range(repeats):
                 at_prefix += type_at_prefix(translator, text, bucket, key_gap_s)
         rows.append(

@@ -4,13 +4,17 @@
 
 What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, counting </s>):
   trace_typing_p95_ms_20   typing single test sentences of 20–30 pieces key by key (engine_latency.py
-                           single_sentences), each key's trace drafted
+                           sentences_at_least), each key's trace drafted
                            from the previous key's output: p95 over exactly the keys whose typed
                            prefix has 20 pieces, each after a 150 ms idle pause (the keys before them
                            run back to back, untimed); benchmarks/engine_latency.py type_at_prefix
   trace_typing_no_pause_p95_ms_20
                            the same keys without the pause: the engine's own cost, apart from what
                            an idle pause costs this machine (benchmarks/idle_penalty.py)
+  trace_typing_text_p95_ms_20
+                           the same, typing texts of 20–30 pieces made of shorter test sentences
+                           joined (most Tatoeba sentences are short): the keys fall in a text's last
+                           sentence, the others remembered
   trace_plain_p50_ms_20    a whole 20-piece sentence, greedy, no draft (p95 in trace_plain_p95_ms_20)
   plain_out_tokens_20      mean output tokens of those traces
   beam4_over_greedy_20     p50 of beam-4 traces / p50 of greedy traces, same 20-piece sentences
@@ -67,16 +71,21 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
     plain = [timed_trace(translator, t)[0] for t in plain_texts for _ in range(repeats)]
     beam4 = TraceOptions(decoding=DecodingOptions(beam_size=4))
     beam = [timed_trace(translator, t, options=beam4)[0] for t in plain_texts for _ in range(repeats)]
-    typing, back_to_back = [], []
+    typing, back_to_back, in_text = [], [], []
     for text in sentences_at_least(translator, PIECES, 2 * sentences):
         typing += type_at_prefix(translator, text, PIECES, KEY_GAP_S)
         back_to_back += type_at_prefix(translator, text, PIECES, 0.0)
+    for text in sentences_at_least(translator, PIECES, 2 * sentences, joined=True):
+        in_text += type_at_prefix(translator, text, PIECES, KEY_GAP_S)
     return {
         "trace_typing_p50_ms_20": percentile(typing, 50),
         "trace_typing_p95_ms_20": percentile(typing, 95),
         "trace_typing_keys_20": len(typing),
         "trace_typing_no_pause_p50_ms_20": percentile(back_to_back, 50),
         "trace_typing_no_pause_p95_ms_20": percentile(back_to_back, 95),
+        "trace_typing_text_p50_ms_20": percentile(in_text, 50),
+        "trace_typing_text_p95_ms_20": percentile(in_text, 95),
+        "trace_typing_text_keys_20": len(in_text),
         "trace_plain_p50_ms_20": percentile(plain, 50),
         "trace_plain_p95_ms_20": percentile(plain, 95),
         "plain_out_tokens_20": statistics.mean(len(translator.trace(t).out_ids) for t in plain_texts),
