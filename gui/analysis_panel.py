@@ -1,11 +1,12 @@
 """Wiring of the head analysis (issue 18): the Analysis tab, the head view's Rollout / Value norms,
 the coverage flag under the sentence, and the analysis figures of File → Export.
 
-The analysis costs a few hundred milliseconds of CPU per trace (one masking pass per kind), so it is
-asked for only after a trace is on screen, and only while someone looks at it: the Analysis tab is
-open or the head view draws rollout or value norms (like the walkthrough, only computed while its tab
-is open). The client asks under the trace's own request id, so a newer keystroke makes it stale: the
-worker stops between stages and the client drops what arrives late.
+The analysis costs about 100 ms of CPU per 20-piece trace, nearly all of it importance by masking
+(one batched pass per kind), so it is asked for only after a trace is on screen, and only while
+someone looks at it: the Analysis tab is open (everything), or the head view draws rollout or value
+norms (those alone, a few ms). The client asks under the trace's own request id, so a newer
+keystroke makes it stale: the worker stops before the next layer and the client drops what arrives
+late.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class AnalysisPanel(QObject):
         self.view = AnalysisView(window.view_state)
         self.trace: Trace | None = None  # the trace the analysis on screen (or asked for) belongs to
         self.analysis: Analysis | None = None
-        self._asked_for: Trace | None = None
+        self._asked_for: tuple[Trace, bool] | None = None  # the trace last asked about, with importance or not
         window.tabs.addTab(self.view, "Analysis")
         client = window.client
         # connected after the window's own slots: the trace is painted before the analysis is asked for
@@ -48,9 +49,13 @@ class AnalysisPanel(QObject):
         window.export_menu.aboutToShow.connect(self._update_export_actions)
 
     @property
+    def tab_open(self) -> bool:
+        return self.window.tabs.currentWidget() is self.view
+
+    @property
     def wanted(self) -> bool:
         """Someone looks at the analysis: its tab is open, or the head view draws rollout / value norms."""
-        return self.window.tabs.currentWidget() is self.view or self.window.view_state.map_mode != "weights"
+        return self.tab_open or self.window.view_state.map_mode != "weights"
 
     def _on_trace_shown(self, result) -> None:
         self.trace = result.trace if result is not None else None
@@ -60,9 +65,13 @@ class AnalysisPanel(QObject):
         self._request()
 
     def _request(self, *_args) -> None:
-        if self.trace is None or not self.wanted or self._asked_for is self.trace:
+        if self.trace is None or not self.wanted:
             return
-        self._asked_for = self.window.client.analyze_shown()
+        importance = self.tab_open  # the head view's modes need no masking pass
+        if self._asked_for is not None and self._asked_for[0] is self.trace and (self._asked_for[1] or not importance):
+            return  # asked already, for as much
+        asked = self.window.client.analyze_shown(importance)
+        self._asked_for = None if asked is None else (asked, importance)
 
     def _on_analysis(self, _trace: Trace, analysis: Analysis) -> None:
         # the client sends only the analysis of the trace on screen (older ones are dropped there)

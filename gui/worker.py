@@ -217,9 +217,10 @@ class TranslationWorker(QObject):
             return
         self.walkthroughReady.emit(request_id, result)
 
-    @Slot(int, object)
-    def analyze(self, request_id: int, trace: Trace) -> None:
-        """The head analysis of `trace`, stage by stage; stops between stages once a newer request exists."""
+    @Slot(int, object, bool)
+    def analyze(self, request_id: int, trace: Trace, importance: bool) -> None:
+        """The head analysis of `trace`, stage by stage, importance by masking only when asked (it is
+        nearly all of the cost); stops between stages once a newer request exists."""
         if request_id != self._latest.value or self._translator is None:
             return
         from engine.importance import analysis_stages  # torch: in the worker thread only
@@ -229,7 +230,8 @@ class TranslationWorker(QObject):
             def newer() -> bool:  # asked between the sentences of a text too: a paragraph's pass takes seconds
                 return request_id != self._latest.value
 
-            for analysis in analysis_stages(self._translator, trace, cancelled=newer):
+            kinds = None if importance else ()
+            for analysis in analysis_stages(self._translator, trace, kinds, cancelled=newer):
                 if request_id != self._latest.value:
                     return  # the user typed on: the rest of the masking passes are dropped
                 self.analysisReady.emit(request_id, analysis)
@@ -255,7 +257,7 @@ class TranslationClient(QObject):
     # worker would translate (and the trace record) a text other than the one in the box.
     _translateRequested = Signal(int, object, object)
     _walkthroughRequested = Signal(int, object, str, int, int, int)
-    _analysisRequested = Signal(int, object)
+    _analysisRequested = Signal(int, object, bool)
 
     # to the window
     resultShown = Signal(object)  # TraceResult of the newest request: the trace, its beam tree and norms
@@ -330,12 +332,13 @@ class TranslationClient(QObject):
             self._walkthroughRequested.emit(request_id, trace, kind, layer, head, query)
         return request_id
 
-    def analyze_shown(self) -> Trace | None:
-        """Ask for the head analysis of the trace on screen, under its own request id, so that a newer
-        keystroke makes it stale; returns that trace (None when nothing is shown)."""
+    def analyze_shown(self, importance: bool = True) -> Trace | None:
+        """Ask for the head analysis of the trace on screen (with importance by masking or not), under
+        its own request id, so that a newer keystroke makes it stale; returns that trace (None when
+        nothing is shown)."""
         if self._closed or self._shown is None or self._shown[0] != self._latest.value:
             return None
-        self._analysisRequested.emit(*self._shown)
+        self._analysisRequested.emit(*self._shown, importance)
         return self._shown[1]
 
     @property

@@ -134,6 +134,12 @@ def test_nothing_is_computed_while_nobody_looks(window, qtbot):
     assert window.analysis_panel.analysis is None
     window.view_state.set_map_mode("value-norms")  # the head view now needs it
     wait_for_analysis(qtbot, window, complete=False)
+    qtbot.wait(400)
+    analysis = window.analysis_panel.analysis
+    assert analysis.value_norms is not None and not analysis.importance  # no masking pass for the head view
+    window.tabs.setCurrentWidget(window.analysis_panel.view)  # the table shows importance: now it is computed
+    qtbot.waitUntil(lambda: window.analysis_panel.analysis.complete, timeout=TIMEOUT_MS)
+    assert set(window.analysis_panel.analysis.importance) == set(window.trace.kinds)
 
 
 def test_rollout_and_value_norms_replace_the_weights_in_the_head_view(window, qtbot):
