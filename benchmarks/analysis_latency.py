@@ -5,7 +5,8 @@
 Prints one table, p50 and p95 in milliseconds: the trace itself (for scale), each numpy part of
 `analyze_trace` (statistics of every head, rollout, coverage, value norms with W^O and v), then
 importance by masking, one batched forced pass per kind, and the slow reference that masks one head
-at a time (one kind), so the gain from batching is visible. Pause other work on the machine first.
+at a time (one kind), so the gain from batching is visible; then the arithmetic floor of the masking
+passes at this machine's float32 matrix-product rate. Pause other work on the machine first.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 TEST_TSV = ROOT.parent / "shared" / "data" / "tatoeba-fra-eng" / "test.tsv"
 FALLBACK = "Je ne pense pas que nous devrions partir avant la fin de la réunion, mais il est déjà très tard."
 
@@ -36,6 +38,29 @@ def twenty_piece_sentence(translator) -> str:
             if len(translator.source(source).ids) == 20:
                 return source
     return FALLBACK
+
+
+def masking_flops(cfg, S: int, T: int) -> dict[str, float]:
+    """Multiply-adds × 2 of the matrix products in each kind's batched masking pass (attention
+    scores left out, a few per cent): rows branch off layer by layer (engine.importance), so
+    L·(L+1)/2·H + L rows run through a layer, and all 1 + L·H rows through the decoder's output
+    matrix. Encoder heads: the encoder branches and the decoder runs on every row, cross keys and
+    values included; decoder heads: one encoder output, its keys and values computed once."""
+    d, ff, V, H = cfg.d_model, cfg.d_ff, cfg.tgt_vocab_size, cfg.n_heads
+    enc_layer = S * (4 * d * d + 2 * d * ff)  # per row
+    dec_layer = T * (6 * d * d + 2 * d * ff)  # self q/k/v/o, cross q/o, feed-forward
+    cross_kv = 2 * S * d * d
+    L_enc, L_dec = cfg.n_encoder_layers, cfg.n_decoder_layers
+    rows = {"enc_self": 1 + L_enc * H, "dec_self": 1 + L_dec * H, "cross": 1 + L_dec * H}
+    branched = {kind: L * (L + 1) // 2 * H + L for kind, L in (("enc_self", L_enc), ("dec_self", L_dec))}
+    branched["cross"] = branched["dec_self"]
+    out = T * d * V
+    macs = {
+        "enc_self": branched["enc_self"] * enc_layer + rows["enc_self"] * L_dec * (dec_layer + cross_kv),
+        "dec_self": branched["dec_self"] * dec_layer + L_dec * cross_kv,
+        "cross": branched["cross"] * dec_layer + L_dec * cross_kv,
+    }
+    return {kind: 2 * (m + rows[kind] * out) for kind, m in macs.items()}
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -102,6 +127,18 @@ def main() -> int:
         print(f"{name:<52}{p50:>10.2f}{p95:>10.2f}")
     beyond = rows[5][1][0] + sum(p50 for name, (p50, _) in rows if "batched" in name)
     print(f"{'beyond the trace: numpy part + 3 batched passes':<52}{beyond:>10.2f}")
+
+    from engine_latency import matmul_gflops
+
+    flops = masking_flops(model.cfg, len(trace.src_pieces), len(trace.tgt_pieces))
+    rate = matmul_gflops(25 * len(trace.tgt_pieces), model.cfg.tgt_vocab_size, model.cfg.d_model)
+    total = sum(flops.values()) / 1e9
+    print(
+        f"\nfloor: the masking passes' matrix products are {total:.1f} GFLOP ("
+        + ", ".join(f"{kind} {f / 1e9:.1f}" for kind, f in flops.items())
+        + f"); at this machine's float32 rate for the output matrix's product ({rate:.0f} GFLOPS) "
+        f"they take at least {total / rate * 1000:.0f} ms, with nothing else counted"
+    )
     return 0
 
 
