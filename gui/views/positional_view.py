@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -219,6 +219,11 @@ class PositionalView(QWidget):
             self._build_content()
         if self.stale:
             self._render()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and self.built:  # dark mode switched on or off
+            self._apply_palette()
+        super().changeEvent(event)
 
     def set_explore(self, on: bool) -> None:
         self.explore.setChecked(on)

@@ -376,9 +376,12 @@ def test_dark_mode_repaints_the_plots(window, qtbot):
         corner = window.model_view.graphics.grab().toImage().pixelColor(2, 2)
         assert corner.lightness() < 128
         assert window.decoder_steps.cross_plot.backgroundBrush().color().lightness() < 128  # the decoder steps too
+        window.tabs.setCurrentWidget(window.positional_view)  # built now, in the dark palette
+        assert window.positional_view.curves.backgroundBrush().color().lightness() < 128
         window.dark_action.setChecked(False)
         qtbot.waitUntil(lambda: window.palette().color(QPalette.ColorRole.Window).lightness() >= 128)
         assert window.head_view.heatmap.backgroundBrush().color().lightness() >= 128
+        assert window.positional_view.curves.backgroundBrush().color().lightness() >= 128  # built plots follow
     finally:
         app.setPalette(original)
 
