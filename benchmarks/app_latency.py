@@ -264,7 +264,7 @@ def cold_start(model: Path, runs: int, device: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
-    parser.add_argument("--rounds", type=int, default=12, help="sentences typed (each gives 2 to 6 timed keys)")
+    parser.add_argument("--rounds", type=int, default=30, help="sentences typed (each gives 2 to 6 timed keys)")
     parser.add_argument("--long-runs", type=int, default=6, help="times a 200-piece input is set")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--key-gap-ms", type=float, default=150.0)
