@@ -325,10 +325,10 @@ def analysis_stages(
         return
     yield analysis
     for kind in trace.kinds if kinds is None else kinds:
-        scored = head_importance(model, trace, kind, cancelled=cancelled)
-        if scored is None:
+        of_kind = head_importance(model, trace, kind, cancelled=cancelled)
+        if of_kind is None:
             return
-        importance = {**analysis.importance, kind: scored}
+        importance = {**analysis.importance, kind: of_kind}
         analysis = replace(analysis, importance=importance)
         yield analysis
 

@@ -139,10 +139,7 @@ def _label_axes(ax: Axes, rows: Sequence[str], cols: Sequence[str], cell: Cells)
     """Every row and column labelled, or every `cell.every`-th of a long text's (matplotlib would
     otherwise thin the ticks its own way)."""
     _label_rows(ax, display_pieces(rows), cell)
-    every = cell.every
-    ax.set_xticks(
-        range(0, len(cols), every), display_pieces(cols)[::every], fontsize=cell.font, parse_math=False, rotation=90
-    )
+    _label_columns(ax, display_pieces(cols), cell)
     ax.tick_params(length=2, pad=2)
     ax.xaxis.tick_top()  # keys read across the top, like a table's header
     ax.xaxis.set_label_position("top")
@@ -151,6 +148,12 @@ def _label_axes(ax: Axes, rows: Sequence[str], cols: Sequence[str], cell: Cells)
 def _label_rows(ax: Axes, labels: Sequence[str], cell: Cells) -> None:
     """The rows' labels as given (every `cell.every`-th of a long text's)."""
     ax.set_yticks(range(0, len(labels), cell.every), labels[:: cell.every], fontsize=cell.font, parse_math=False)
+
+
+def _label_columns(ax: Axes, labels: Sequence[str], cell: Cells) -> None:
+    """The columns' labels as given, standing up (every `cell.every`-th of a long text's)."""
+    every = cell.every
+    ax.set_xticks(range(0, len(labels), every), labels[::every], fontsize=cell.font, parse_math=False, rotation=90)
 
 
 def _label_width(pieces: Sequence[str], fontsize: float = LABEL_FONT) -> float:

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from engine.render.figures import (
     STYLE,
+    _label_columns,
     _label_rows,
     _label_width,
     _sentence_line,
@@ -97,8 +98,7 @@ def learned_positional_figure(trace: Trace) -> Figure:
         cosine = (table / np.where(norms > 0, norms, 1.0)) @ (table / np.where(norms > 0, norms, 1.0)).T
         image = sim_ax.imshow(cosine, cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")  # fills its panel
         _label_rows(sim_ax, labels, cell)
-        shown = range(0, n_pos, cell.every)
-        sim_ax.set_xticks(shown, labels[:: cell.every], fontsize=cell.font, parse_math=False, rotation=90)
+        _label_columns(sim_ax, labels, cell)
         sim_ax.set_title("cosine similarity between the learned rows")
         fig.colorbar(image, ax=sim_ax, label="cosine", shrink=min(1.0, 3.0 / side), aspect=25)
         suptitle(fig, title, width)
