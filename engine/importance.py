@@ -48,7 +48,9 @@ NO_OUTPUT = {
     "encoder-only": "Importance scores the [MASK] fillers: type [MASK] in the text to see which heads matter.",
     "decoder-only": "Importance scores the continuation: ask for at least one new token.",
 }
-MAX_LOGITS = 1 << 25  # batch rows × steps × vocabulary per chunk (128 MB of float32 logits)
+LOGITS_PER_CHUNK = 1 << 20  # (row, step) pairs × vocabulary scored at once: 4 MB of float32 logits, which
+# stay in a core's cache between the matrix product and the log-softmax (350 × 8000 logits in one piece:
+# 10.2 ms; in pieces of 131 rows: 5.9 ms, on 2 cores of this project's machine)
 
 
 @dataclass(frozen=True)
@@ -204,18 +206,20 @@ def branching_layers(
 
 def scored(model: Transformer, hidden: Tensor, forced: ForcedInput) -> Tensor:
     """log p(y | x) of the forced output (B,) from each row's last hidden states (B, T, d_model):
-    a translator's and GPT-2's decoder output, BERT's encoder output. The logits go in chunks of rows."""
+    a translator's and GPT-2's decoder output, BERT's encoder output. The logits go in cache-sized
+    pieces of (row, step) pairs, never all at once."""
     hidden = hidden[:, forced.rows]  # (B, G, d_model): the positions that predicted the output
-    chunk = max(1, MAX_LOGITS // (max(hidden.size(1), 1) * model.cfg.tgt_vocab_size))
-    parts = []
-    for i in range(0, len(hidden), chunk):
-        part = hidden[i : i + chunk]
+    B, G = hidden.shape[:2]
+    flat = hidden.reshape(B * G, -1)  # (B·G, d_model)
+    targets = forced.output.expand(B, -1).reshape(-1)  # (B·G,)
+    chunk = max(1, LOGITS_PER_CHUNK // model.cfg.tgt_vocab_size)
+    nll = torch.empty(B * G, device=hidden.device)
+    for i in range(0, B * G, chunk):
+        part = flat[i : i + chunk]
         logits = (model.mlm_logits(part) if model.cfg.shape == "encoder-only" else model.logits(part)).float()
-        output = forced.output.expand(len(part), -1)  # (b, G)
         # − log p(y_t) = cross-entropy: one fused log-softmax and gather instead of max, exp, sum, log
-        nll = F.cross_entropy(logits.flatten(0, 1), output.flatten(), reduction="none")  # (b·G,)
-        parts.append(-nll.view(output.shape).sum(dim=-1))
-    return torch.cat(parts)  # (B,)
+        nll[i : i + chunk] = F.cross_entropy(logits, targets[i : i + chunk], reduction="none")
+    return -nll.view(B, G).sum(dim=-1)  # (B,)
 
 
 def sentence_inputs(model: Transformer, trace: Trace) -> list[ForcedInput]:
