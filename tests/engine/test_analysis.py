@@ -15,6 +15,7 @@ import torch
 from one_stack_models import one_stack_translator
 from PIL import Image
 
+from engine import importance
 from engine.analysis import (
     analysis_json,
     analyze_trace,
@@ -219,6 +220,16 @@ def test_one_batched_pass_agrees_with_masking_one_head_at_a_time(translator, tra
     assert np.ptp(batched.drop) > 1e-3  # the heads do not all matter equally
     # the unmasked row is the log-probability of the greedy output the trace shows
     assert batched.log_prob == pytest.approx(float(np.log(trace.topk_probs[:, 0]).sum()), abs=1e-3)
+
+
+def test_scoring_in_pieces_that_split_rows_gives_the_same_log_probabilities(translator, trace, monkeypatch):
+    whole = head_importance(translator.model, trace, "cross")
+    vocabulary = translator.model.cfg.tgt_vocab_size
+    monkeypatch.setattr(importance, "LOGITS_PER_CHUNK", 3 * vocabulary)  # 3 (row, step) pairs a piece
+    pieces = head_importance(translator.model, trace, "cross")
+    assert len(trace.out_ids) > 3  # so a row's steps are scored in several pieces
+    np.testing.assert_allclose(pieces.drop, whole.drop, atol=1e-5)
+    assert pieces.log_prob == pytest.approx(whole.log_prob, abs=1e-5)
 
 
 def test_a_masked_head_adds_nothing_to_the_attention_output_and_the_hooks_go(translator, trace):
