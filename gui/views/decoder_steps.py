@@ -222,6 +222,8 @@ class DecoderStepsView(QWidget):
         self.row_labels: dict[pg.PlotWidget, tuple[list[str], np.ndarray]] = {}  # each row plot's pieces, weights
         for plot in (self.cross_plot, self.self_plot):
             plot.setYRange(0, 1.05, padding=0)
+            # three fixed ticks: pyqtgraph's own crowd six labels into these short plots
+            plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")], []])
             plot.getViewBox().sigResized.connect(lambda _box, plot=plot: self._label_row(plot))
         self._apply_palette()
 
