@@ -15,7 +15,9 @@ Prints three tables:
   (e) resident memory after loading and after 1,000 translations;
   (f) the floors: a greedy trace's floating-point operations (one cached decoder step per output
       token, no extra forced pass: greedy traces capture the maps as they decode) / this machine's
-      measured matmul rate, and the weight bytes a trace reads / this machine's memory read rate.
+      measured matmul rate, and the weight bytes a trace reads / this machine's memory read rate:
+      for the mean typed key, and for a key that needs as many decoder passes as the p95 of the
+      keys timed at N pieces (each pass reads every decoder weight and the output matrix once).
 """
 
 from __future__ import annotations
@@ -121,11 +123,12 @@ def prefix_ends(translator, text: str, pieces: int) -> list[int]:
     return [end for end in range(1, len(text) + 1) if len(translator.source(text[:end]).ids) == pieces]
 
 
-def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> list[float]:
+def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> tuple[list[float], list[int]]:
     """Type `text` key by key (each trace drafted from the previous one) and time only the keys whose
-    prefix has `pieces` pieces, each after an idle pause of `gap_s`; the others run back to back."""
+    prefix has `pieces` pieces, each after an idle pause of `gap_s`; the others run back to back.
+    The timed keys' ms and decoder passes."""
     ends = set(prefix_ends(translator, text, pieces))
-    times, trace = [], None
+    times, passes, trace = [], [], None
     forget(translator)  # what the text's earlier keys left is the app's to use; another text's is not
     for end in range(1, max(ends, default=0) + 1):
         if not text[:end].strip():
@@ -135,9 +138,10 @@ def type_at_prefix(translator, text: str, pieces: int, gap_s: float) -> list[flo
             time.sleep(gap_s)
             elapsed, trace = timed_trace(translator, text[:end], forgetting=False, draft=draft)
             times.append(elapsed)
+            passes.append(trace.decoder_passes)
         else:
             trace = translator.trace(text[:end], draft=draft)
-    return times
+    return times, passes
 
 
 def sentences_at_least(translator, pieces: int, count: int, spare: int = 10, joined: bool = False) -> list[str]:
@@ -163,7 +167,7 @@ def sentences_at_least(translator, pieces: int, count: int, spare: int = 10, joi
 def measure_latency(translator, sentences: dict[int, list[str]], repeats: int, key_gap_s: float = 0.0) -> list[dict]:
     rows = []
     for bucket, texts in sentences.items():
-        plain, typing, at_prefix, passes = [], [], [], []
+        plain, typing, at_prefix, passes, at_prefix_passes = [], [], [], [], []
         for text in texts:
             plain += [timed_trace(translator, text)[0] for _ in range(repeats)]
             for _ in range(repeats):
@@ -176,7 +180,9 @@ def measure_latency(translator, sentences: dict[int, list[str]], repeats: int, k
         )
         for text in typed:
             for _ in range(repeats):
-                at_prefix += type_at_prefix(translator, text, bucket, key_gap_s)
+                times, counts = type_at_prefix(translator, text, bucket, key_gap_s)
+                at_prefix += times
+                at_prefix_passes += counts
         rows.append(
             {
                 "pieces": bucket,
@@ -185,6 +191,7 @@ def measure_latency(translator, sentences: dict[int, list[str]], repeats: int, k
                 "typing": typing,
                 "at_prefix": at_prefix or [float("nan")],
                 "passes": statistics.mean(passes),
+                "at_prefix_passes": at_prefix_passes or [0],
             }
         )
     return rows
@@ -271,15 +278,25 @@ def print_floors(translator, rows: list[dict]) -> None:
     )
     print(
         f"{'pieces':>6} {'GFLOP':>6} | {'flop floor ms':>13} {'(small rate)':>12} | {'greedy p50':>10} | "
-        f"{'bytes floor ms, typing':>22} {'typing p50':>10}"
+        f"{'bytes floor ms, typing':>22} {'typing p50':>10} | {'passes p95 at N':>15} {'their bytes floor':>17} "
+        f"{'at N p95':>8}"
     )
     for row in rows:
         flops = trace_flops(cfg, row["pieces"], round(row["out"])) / 1e9
-        bytes_floor = (encoder_mb + row["passes"] * decoder_mb) / 1e3 / bandwidth * 1000
+        bytes_floor = pass_bytes_floor_ms(encoder_mb, decoder_mb, row["passes"], bandwidth)
+        passes_p95 = percentile(row["at_prefix_passes"], 95)
         print(
             f"{row['pieces']:>6} {flops:>6.3f} | {flops / big * 1000:>13.2f} {flops / small * 1000:>12.2f} | "
-            f"{percentile(row['plain'], 50):>10.1f} | {bytes_floor:>22.2f} {percentile(row['typing'], 50):>10.1f}"
+            f"{percentile(row['plain'], 50):>10.1f} | {bytes_floor:>22.2f} {percentile(row['typing'], 50):>10.1f} | "
+            f"{passes_p95:>15} {pass_bytes_floor_ms(encoder_mb, decoder_mb, passes_p95, bandwidth):>17.2f} "
+            f"{percentile(row['at_prefix'], 95):>8.1f}"
         )
+
+
+def pass_bytes_floor_ms(encoder_mb: float, decoder_mb: float, passes: float, gigabytes_per_second: float) -> float:
+    """ms to read the weights of one encoder pass and `passes` decoder passes once each, at a rate
+    (what a key that needs those passes costs at least, with weights too big for the cores' caches)."""
+    return (encoder_mb + passes * decoder_mb) / 1e3 / gigabytes_per_second * 1000
 
 
 def main() -> int:

@@ -8,6 +8,10 @@ What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, coun
                            from the previous key's output: p95 over exactly the keys whose typed
                            prefix has 20 pieces, each after a 150 ms idle pause (the keys before them
                            run back to back, untimed); benchmarks/engine_latency.py type_at_prefix
+  trace_typing_passes_p95_20, typing_p95_passes_bytes_floor_ms_20
+                           decoder passes of those keys (p50 beside it), and what reading the weights
+                           of one encoder pass and that many decoder passes takes at this machine's
+                           memory read rate: a p95 key cannot cost less on this machine
   trace_typing_no_pause_p95_ms_20
                            the same keys without the pause: the engine's own cost, apart from what
                            an idle pause costs this machine (benchmarks/idle_penalty.py)
@@ -49,13 +53,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_latency import (  # noqa: E402
     ROOT,
+    pass_bytes_floor_ms,
     percentile,
+    read_gigabytes_per_second,
     rss_mb,
     sentences_at_least,
     sentences_by_length,
     timed_trace,
     traces_then_rss,
     type_at_prefix,
+    weight_megabytes,
 )
 
 PIECES = 20
@@ -71,16 +78,21 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
     plain = [timed_trace(translator, t)[0] for t in plain_texts for _ in range(repeats)]
     beam4 = TraceOptions(decoding=DecodingOptions(beam_size=4))
     beam = [timed_trace(translator, t, options=beam4)[0] for t in plain_texts for _ in range(repeats)]
-    typing, back_to_back, in_text = [], [], []
+    typing, passes, back_to_back, in_text = [], [], [], []
     for text in sentences_at_least(translator, PIECES, 2 * sentences):
-        typing += type_at_prefix(translator, text, PIECES, KEY_GAP_S)
-        back_to_back += type_at_prefix(translator, text, PIECES, 0.0)
+        times, counts = type_at_prefix(translator, text, PIECES, KEY_GAP_S)
+        typing += times
+        passes += counts
+        back_to_back += type_at_prefix(translator, text, PIECES, 0.0)[0]
     for text in sentences_at_least(translator, PIECES, 2 * sentences, joined=True):
-        in_text += type_at_prefix(translator, text, PIECES, KEY_GAP_S)
+        in_text += type_at_prefix(translator, text, PIECES, KEY_GAP_S)[0]
+    encoder_mb, decoder_mb = weight_megabytes(translator.model)
     return {
         "trace_typing_p50_ms_20": percentile(typing, 50),
         "trace_typing_p95_ms_20": percentile(typing, 95),
         "trace_typing_keys_20": len(typing),
+        "trace_typing_passes_p50_20": percentile(passes, 50),
+        "trace_typing_passes_p95_20": percentile(passes, 95),
         "trace_typing_no_pause_p50_ms_20": percentile(back_to_back, 50),
         "trace_typing_no_pause_p95_ms_20": percentile(back_to_back, 95),
         "trace_typing_text_p50_ms_20": percentile(in_text, 50),
@@ -92,6 +104,10 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
         "beam4_over_greedy_20": percentile(beam, 50) / percentile(plain, 50),
         "rss_mb_after_1000": traces_then_rss(translator, plain_texts, traces),
         "traces_before_rss": traces,
+        # after the RSS figure: the read rate's 256 MB buffer is not the engine's
+        "typing_p95_passes_bytes_floor_ms_20": pass_bytes_floor_ms(
+            encoder_mb, decoder_mb, percentile(passes, 95), read_gigabytes_per_second()
+        ),
     }
 
 
