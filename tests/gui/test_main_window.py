@@ -38,6 +38,11 @@ def assert_grid_shows(window, kind: str) -> None:
         for head in range(maps.shape[1]):
             np.testing.assert_array_equal(cell_data(window.model_view, layer, head), maps[layer, head])
         np.testing.assert_allclose(cell_data(window.model_view, layer, AVERAGE), maps[layer].mean(axis=0))
+    selected = (window.view_state.layer, window.view_state.head)
+    for row in window.model_view.cells:
+        for cell in row:  # each cell shows its whole map, and only the selected one is outlined
+            np.testing.assert_allclose(cell.viewRange(), [[0, maps.shape[3]], [0, maps.shape[2]]])
+            assert (cell.border.style() != Qt.PenStyle.NoPen) == ((cell.layer, cell.head) == selected)
 
 
 def head_view_data(window) -> np.ndarray:
@@ -62,6 +67,7 @@ def test_typing_shows_the_translation_and_every_map(window, qtbot, reference):
     # the next sentence reuses the previous output as a draft: the result must not change
     type_sentence(qtbot, window, "je suis etudiant et tu es mon ami")
     assert window.sentence.translation.text() == reference.trace("je suis etudiant et tu es mon ami").translation
+    assert_grid_shows(window, "cross")  # longer maps: the cells' ranges follow
 
 
 def test_status_bar_shows_model_device_tokens_and_latency(window, qtbot):
