@@ -340,7 +340,7 @@ def build_for_weights(cfg: ModelConfig, weights: Path, rules: GenerationRules = 
             f"{data_bytes:,} bytes of tensors (the config's shapes do not match the weights)"
         )
     try:
-        return Transformer(cfg, rules)
+        return Transformer(cfg, rules, initialise=False)  # load_weights sets every parameter next
     except (RuntimeError, ValueError, MemoryError) as error:  # e.g. sizes too large to allocate
         raise ModelLoadError(f"{CONFIG_FILE}: cannot build the model it describes ({error})") from None
 

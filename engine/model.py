@@ -349,7 +349,9 @@ class Transformer(nn.Module):
     positional: Tensor  # (max_positions, d_model) buffer, not a parameter; only with sinusoidal positions
     final_logits_bias: Tensor  # (1, V) buffer, only when cfg.final_logits_bias
 
-    def __init__(self, cfg: ModelConfig, rules: GenerationRules = GenerationRules()) -> None:
+    def __init__(self, cfg: ModelConfig, rules: GenerationRules = GenerationRules(), initialise: bool = True) -> None:
+        """`initialise=False` leaves the parameters as the layers' constructors made them: for a model
+        whose every weight is loaded next (the paper's initialisation costs 40–60 ms a load here)."""
         super().__init__()
         self.cfg = cfg
         self.rules = rules  # how decoding treats this model's outputs (engine/generation.py)
@@ -382,7 +384,8 @@ class Transformer(nn.Module):
         if cfg.final_logits_bias:
             self.register_buffer("final_logits_bias", torch.zeros(1, cfg.tgt_vocab_size))  # (1, V)
         self.output_t: Tensor | None = None  # see freeze_for_inference
-        self.reset_parameters()
+        if initialise:
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for p in self.parameters():
