@@ -161,7 +161,8 @@ def beam_search_batch(
         logits = model.decode(inputs, memories, src.index_select(0, rows), cache=cache)[:, -1]  # (R, V)
         limits = torch.tensor([searches[b].limit for b in owner], device=src.device)
         positions = torch.full((len(owner),), step, device=src.device)
-        log_probs = constrain(model.rules, logits.log_softmax(dim=-1), positions, limits, cfg.eos_id)
+        histories = [beam for b in _running(owner) for beam in searches[b].beams]  # in the rows' order
+        log_probs = constrain(model.rules, logits.log_softmax(dim=-1), positions, limits, cfg.eos_id, histories)
         scores = torch.tensor([score for b in _running(owner) for score in searches[b].scores], device=src.device)
         candidates = scores[:, None] + log_probs  # (R, V)
         keep, next_owner, next_tokens = [], [], []

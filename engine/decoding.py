@@ -94,7 +94,8 @@ def _greedy_loop(
     finished = (generated.size(1) >= limits) | (generated == eos).any(dim=1)
     while not finished.all():
         logits = model.decode(inputs, memory, src, cache=cache)[:, -1]  # (B, V)
-        logits = constrain(model.rules, logits, torch.full_like(limits, generated.size(1)), limits, eos)
+        positions = torch.full_like(limits, generated.size(1))
+        logits = constrain(model.rules, logits, positions, limits, eos, generated.tolist())
         chosen = logits.argmax(dim=-1).masked_fill(finished, model.cfg.pad_id)
         generated = torch.cat([generated, chosen[:, None]], dim=1)  # (B, t + 1)
         finished |= (chosen == eos) | (generated.size(1) >= limits)
@@ -149,7 +150,8 @@ def greedy_decode_recorded(
         logits = model.decode(inputs, memory, src, recorded, cache)[:, -1]  # (A, V)
         step_limits = torch.tensor([limits[b] for b in active], device=device)
         positions = torch.full_like(step_limits, len(steps))
-        chosen = constrain(model.rules, logits, positions, step_limits, cfg.eos_id).argmax(dim=-1)  # (A,)
+        histories = [tokens[b] for b in active]
+        chosen = constrain(model.rules, logits, positions, step_limits, cfg.eos_id, histories).argmax(dim=-1)  # (A,)
         weights = {name: t[:, :, -1] for name, t in recorded.tensors.items() if name.endswith(".weights")}
         steps.append((active, weights, logits))
         open_rows = []
@@ -246,7 +248,8 @@ def greedy_from_draft(
     cache = model.new_cache()
     logits = model.decode(torch.tensor([inputs], device=src.device), memory, src, capture, cache)[0]  # (n, V)
     positions = torch.arange(len(inputs), device=src.device)
-    predicted = constrain(model.rules, logits, positions, limit, cfg.eos_id).argmax(dim=-1).tolist()
+    histories = [draft[:row] for row in range(len(inputs))]
+    predicted = constrain(model.rules, logits, positions, limit, cfg.eos_id, histories).argmax(dim=-1).tolist()
     accepted = 0
     while accepted < len(draft) and accepted < len(predicted) and predicted[accepted] == draft[accepted]:
         accepted += 1
@@ -267,7 +270,8 @@ def greedy_from_draft(
         logits = model.decode(inputs, memory, src, pass_capture, cache)[0]  # (1 + len(guess), V)
         passes += 1
         positions = torch.arange(len(tokens), len(tokens) + len(guess) + 1, device=src.device)
-        predicted = constrain(model.rules, logits, positions, limit, cfg.eos_id).argmax(dim=-1).tolist()
+        histories = [tokens + guess[:row] for row in range(len(guess) + 1)]
+        predicted = constrain(model.rules, logits, positions, limit, cfg.eos_id, histories).argmax(dim=-1).tolist()
         chosen = 0
         for i, token in enumerate(predicted):  # row i is right while every guess before it was
             tokens.append(token)

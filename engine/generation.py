@@ -1,6 +1,7 @@
 """How a model family generates, besides what the user chooses (`DecodingOptions`).
 
-Our own models generate as the project's decoders always have. A Marian model must generate as
+Our own models generate as the project's decoders always have, except that they never complete a
+repetition loop (`OUR_RULES`, engine/loops.py). A Marian model must generate as
 transformers' `generate()` does on it, or the same folder would translate differently here and
 there: its pad id (which also starts the decoder) is never chosen, the last step allowed can only
 be </s> (`forced_eos_token_id`), a finished hypothesis is ranked by log p / length^α, and the beam
@@ -9,11 +10,14 @@ search follows transformers' bookkeeping (see engine/beam.py, TransformersRules)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
+
+from engine.loops import looping_ids
 
 PenaltyForm = Literal["gnmt", "length"]  # log p / ((5 + len) / 6)^α (GNMT), or log p / len^α (transformers)
 BeamRules = Literal["classic", "transformers"]  # our beam search, or generate()'s
@@ -26,6 +30,7 @@ class GenerationRules:
     suppressed_ids: tuple[int, ...] = ()  # never generated (Marian: the pad id)
     force_eos_at_limit: bool = False  # the last step the length limit allows can only choose </s>
     renormalize: bool = False  # log-softmax again after suppressing (generate()'s renormalize_logits)
+    loop_guard: bool = False  # never complete a repetition loop (engine/loops.py); on for our models
     # how beams are ranked and when the search stops
     penalty_form: PenaltyForm = "gnmt"
     beam: BeamRules = "classic"
@@ -39,12 +44,25 @@ def length_penalised(log_prob: float, length: int, alpha: float, form: PenaltyFo
     return log_prob / (((5 + length) / 6) ** alpha)
 
 
-def constrain(rules: GenerationRules, scores: Tensor, positions: Tensor, limits: Tensor | int, eos_id: int) -> Tensor:
+def constrain(
+    rules: GenerationRules,
+    scores: Tensor,
+    positions: Tensor,
+    limits: Tensor | int,
+    eos_id: int,
+    histories: Sequence[Sequence[int]],
+) -> Tensor:
     """Logits or log-probabilities (N, V) with what may not be chosen at -inf.
 
     `positions` (N,) is the index, among the generated tokens, of the token each row chooses;
-    `limits` the most tokens each row may generate.
+    `limits` the most tokens each row may generate; `histories` the tokens each row generated
+    before (what the loop guard reads).
     """
+    if rules.loop_guard:
+        rows = [(row, token) for row, history in enumerate(histories) for token in looping_ids(history)]
+        if rows:
+            scores = scores.clone()
+            scores[[row for row, _ in rows], [token for _, token in rows]] = float("-inf")
     if rules.suppressed_ids:
         ids = torch.tensor(rules.suppressed_ids, device=scores.device)
         scores = scores.index_fill(-1, ids, float("-inf"))
@@ -57,6 +75,9 @@ def constrain(rules: GenerationRules, scores: Tensor, positions: Tensor, limits:
     if rules.renormalize:
         scores = scores.log_softmax(dim=-1)
     return scores
+
+
+OUR_RULES = GenerationRules(loop_guard=True)
 
 
 def suppressed_log_probs(rules: GenerationRules, log_probs: Tensor) -> Tensor:

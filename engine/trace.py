@@ -20,6 +20,7 @@ candidates, G = T outputs:
 | topk_pieces            | G×k          | their pieces                                                  |
 | positional             | P×d_model    | positional rows added to the input embeddings (P = S here)    |
 | positions              | scalar       | "sinusoidal" (the paper's table) or "learned" (a trained one) |
+| loop_guard             | scalar       | True: no output completes a repetition loop (engine/loops.py) |
 | src_sentence           | S            | which sentence of the text each source piece belongs to (0 …) |
 | tgt_sentence           | T            | which sentence each decoder step translates (0 …)             |
 | qkv                    | name → array | optional: per attention, q/k/v/scores/z per head (see below)  |
@@ -63,8 +64,9 @@ from engine.files import write_atomic
 from engine.sentences import positions_within
 
 SCHEMA = "attention-studio-trace"
-SCHEMA_VERSION = 3  # 2: out_positions and positions, for encoder-only and decoder-only models; 3: sentences
-READABLE_VERSIONS = (1, 2, 3)  # a version-1 file is an encoder–decoder trace; before 3, one sentence
+SCHEMA_VERSION = 4  # 2: out_positions and positions, for encoder-only and decoder-only models; 3: sentences;
+# 4: loop_guard
+READABLE_VERSIONS = (1, 2, 3, 4)  # a version-1 file is an encoder–decoder trace; before 3, one sentence
 _ARRAY_FIELDS = (
     "src_ids",
     "tgt_ids",
@@ -89,9 +91,10 @@ _SCALAR_FIELDS = (
     "truncated",
     "decoder_passes",
     "positions",
+    "loop_guard",
 )
-# what a version-1 file lacks
-_DEFAULTS: dict[str, Any] = {"positions": "sinusoidal"}
+# what an older file lacks
+_DEFAULTS: dict[str, Any] = {"positions": "sinusoidal", "loop_guard": False}
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +122,7 @@ class Trace:
     truncated: bool = False  # the source was cut to the model's maximum length
     decoder_passes: int = 0  # decoder forward calls this trace cost (decode + capture)
     positions: str = "sinusoidal"  # or "learned": what `positional` holds
+    loop_guard: bool = False  # the decoder never completed a repetition loop (engine/loops.py)
     out_positions: np.ndarray | None = None  # None: the last G rows of tgt (encoder–decoder, decoder-only)
     src_sentence: np.ndarray | None = None  # None: one sentence (all 0)
     tgt_sentence: np.ndarray | None = None

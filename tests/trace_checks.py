@@ -38,3 +38,10 @@ def assert_trace_of(translator, text: str, trace, options: DecodingOptions = Dec
         np.testing.assert_allclose(maps.sum(-1), 1.0, atol=1e-5)
         assert np.all(maps[..., ~trace.same_sentence(kind)] == 0)  # a sentence attends only to itself
     assert np.all(np.triu(trace.dec_self, k=1) == 0)
+
+
+def output_log_prob(trace) -> float:
+    """Sum of the log-probabilities of the tokens the trace chose, read from its candidates (each chosen
+    token must be among them: greedy takes the best one the loop guard allows)."""
+    picks = [list(ids).index(token) for ids, token in zip(trace.topk_ids, trace.out_ids, strict=True)]
+    return float(sum(np.log(probs[i]) for probs, i in zip(trace.topk_probs, picks, strict=True)))

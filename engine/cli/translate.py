@@ -144,7 +144,7 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
 def run_evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from engine.training.evaluate import evaluate
+    from engine.training.evaluate import DEGENERATE, evaluate
 
     translator = load_or_exit(args.model, args.device)
     options = decoding_options(translator, args.beam, args.length_penalty)
@@ -172,6 +172,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(f"chrF     {result.chrf.score:.2f}   {result.chrf_signature}")
     degenerate = result.degenerate
     lines = f" (lines {', '.join(str(i + 1) for i in degenerate[:10])})" if degenerate else ""
-    print(f"repeats  {len(degenerate)} outputs repeat a character 6+ or a word 4+ times{lines}")
+    print(f"repeats  {len(degenerate)} outputs {DEGENERATE}{lines}")
     print(f"time     {seconds:.1f} s on {translator.device}")
     return 0

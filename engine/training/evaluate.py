@@ -13,14 +13,17 @@ from engine.translator import Translator
 
 # the column each language has in the project's Tatoeba files (French<TAB>English)
 LANGUAGE_COLUMNS = {"fr": 0, "en": 1}
-# a degenerate output: a character 6+ times in a row ("mahhhhhh"), or a word 4+ times ("votre votre votre votre")
+# a degenerate output: a character 6+ times in a row ("mahhhhhh"), 2-4 letters 4+ times ("prédidididi"),
+# or a word 4+ times ("votre votre votre votre"); no reference of train.tsv matches (313k sentences)
 REPEATED_CHARACTER = re.compile(r"(.)\1{5,}")
+REPEATED_LETTERS = re.compile(r"(\w{2,4})\1{3,}")
 REPEATED_WORD = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)
+DEGENERATE = "repeat a character 6+ times, 2-4 letters 4+ times or a word 4+ times in a row"
 
 
 def is_degenerate(text: str) -> bool:
     """True for the repetition loops a weak model falls into; the Tatoeba references have none."""
-    return bool(REPEATED_CHARACTER.search(text) or REPEATED_WORD.search(text))
+    return any(pattern.search(text) for pattern in (REPEATED_CHARACTER, REPEATED_LETTERS, REPEATED_WORD))
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Evaluation:
 
     @property
     def degenerate(self) -> list[int]:
-        """0-based indices of the outputs that repeat a character 6+ or a word 4+ times in a row."""
+        """0-based indices of the outputs that loop (see DEGENERATE)."""
         return [i for i, text in enumerate(self.hypotheses) if is_degenerate(text)]
 
 

@@ -1,6 +1,7 @@
 """The decoder, step by step: a slider with play / pause / step over t = 1 … T, and at step t the
-output so far, the top-k candidates (click one to force it), the cross-attention row over the source
-and the masked self-attention row with the future positions shown as masked.
+output so far, the top-k candidates (click one to force it; a grey one would have completed a loop,
+which our models never do: engine/loops.py), the cross-attention row over the source and the masked
+self-attention row with the future positions shown as masked.
 
 The same timeline serves the other two shapes: GPT-2's continuation, one step per new token (the
 prompt is context; the row is the position that chose the token, over the prompt and the tokens so
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.loops import looping_ids
 from engine.render.labels import head_label, select_map
 from engine.render.shapes import NO_MASK, STEP_NAMES, of_sentence, step_row
 from engine.trace import Trace
@@ -40,6 +42,7 @@ from gui.view_state import ViewState
 from gui.views.heatmap import label_bars
 
 PLAY_MS = 700
+BLOCKED_COLOR = "#b0b0b0"  # a candidate the loop guard ruled out
 MASKED_TEXT = "−∞ → 0"
 FORCE_TITLE = "<b>candidates</b> (click to force)"
 SHOW_TITLE = "<b>candidates</b>"
@@ -88,6 +91,14 @@ def one_stack_output(trace: Trace, step: int) -> str:
         text = html.escape(piece) if j is None else f"[MASK→{html.escape(trace.out_pieces[j])}]"
         parts.append(chosen.replace("[", "[MASK→", 1) if j == step else text)
     return f"filled: {' '.join(parts)} &nbsp; <small>(mask {step + 1} of {len(trace.out_pieces)})</small>"
+
+
+def loop_blocked(trace: Trace, step: int, forced_length: int = 0) -> list[int]:
+    """The tokens the loop guard ruled out at `step` (none at a forced step: the user chose it)."""
+    if not trace.loop_guard or trace.shape != "encoder-decoder" or step < forced_length:
+        return []
+    first = int(trace.sentence_keys("dec_self", step)[0])  # the step's sentence starts again at <s>
+    return looping_ids(trace.out_ids[first:step].tolist())
 
 
 def self_kind(trace: Trace) -> str:
@@ -366,17 +377,20 @@ class DecoderStepsView(QWidget):
     def _show_candidates(self, trace: Trace, step: int) -> None:
         self.candidates.clear()
         chosen = int(trace.out_ids[step])
+        blocked = loop_blocked(trace, step, self.forced_length)
         for token, piece, prob in zip(
             trace.topk_ids[step], trace.topk_pieces[step], trace.topk_probs[step], strict=True
         ):
-            item = QListWidgetItem(f"{piece}   {prob:.3f}" + ("   ← chosen" if int(token) == chosen else ""))
+            note = "   ← chosen" if int(token) == chosen else "   ✗ would complete a loop" if token in blocked else ""
+            item = QListWidgetItem(f"{piece}   {prob:.3f}{note}")
             item.setData(Qt.ItemDataRole.UserRole, int(token))
             self.candidates.addItem(item)
 
     def _draw_topk(self, trace: Trace, step: int) -> None:
         chosen = int(trace.out_ids[step])
+        blocked = loop_blocked(trace, step, self.forced_length)
         k = len(self.topk_probs)
-        brushes = ["#d62728" if int(t) == chosen else "#9ecae1" for t in self.topk_ids]
+        brushes = ["#d62728" if t == chosen else BLOCKED_COLOR if t in blocked else "#9ecae1" for t in self.topk_ids]
         self.topk_bars.setOpts(y=np.arange(k), width=self.topk_probs, brushes=brushes)
         self.topk_plot.getAxis("left").setTicks([[(i, p) for i, p in enumerate(trace.topk_pieces[step])]])
         self.topk_plot.setYRange(-0.6, k - 0.4, padding=0)
@@ -390,7 +404,8 @@ class DecoderStepsView(QWidget):
                 label.setText(f"{self.topk_probs[i]:.3f}")
                 label.setPos(float(self.topk_probs[i]) + 0.01, i)
         what = "fillers of this mask" if trace.shape == "encoder-only" else "next pieces"
-        self.topk_plot.setTitle(f"{step_word(trace)} {step + 1}: top-{k} {what} (red: chosen)")
+        legend = "red: chosen" + (", grey: would loop" if set(blocked) & set(self.topk_ids.tolist()) else "")
+        self.topk_plot.setTitle(f"{step_word(trace)} {step + 1}: top-{k} {what} ({legend})")
 
     def _draw_row(self, plot: pg.PlotWidget, bars: pg.BarGraphItem, row: np.ndarray, pieces: list[str]) -> None:
         bars.setOpts(x=np.arange(len(row)), height=row)

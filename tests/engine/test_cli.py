@@ -102,6 +102,8 @@ def test_degenerate_outputs_are_repetition_loops_only():
 
     assert is_degenerate("Je votre votre votre votre aide.")
     assert is_degenerate("jouer du mahhhhhhhhh")
+    assert is_degenerate("Ils n'ont pas de prédidididididididid") and is_degenerate("Le Bamatatatatat")
+    assert not is_degenerate("Il a dit « dididi ».")  # three times
     assert is_degenerate("Non, non, non, non !")
     assert not is_degenerate("Non, non, non !")  # three times is still a sentence
     assert not is_degenerate("Il est très, très fatigué.")

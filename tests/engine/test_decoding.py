@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from trace_checks import assert_trace_of
+from trace_checks import assert_trace_of, output_log_prob
 
 from engine.beam import beam_search, beam_search_batch
 from engine.decoding import DecodingOptions, greedy_decode, pad_batch
+from engine.loops import looping_ids
 from engine.translator import EmptyInputError, TraceOptions, Translator
 
 SENTENCES = ["Je suis étudiant.", "Le chien dort.", "Nous aimons le chat, tu es mon ami.", "Il mange."]
@@ -32,7 +33,13 @@ def test_trace_has_the_models_layers_and_the_tokens_it_read(translator):
     assert trace.tgt_pieces[1:] == trace.out_pieces[:-1]  # step t's input is step t-1's choice
     assert np.all(trace.topk_probs > 0) and np.all(trace.topk_probs.sum(axis=1) <= 1 + 1e-5)  # k of V probabilities
     assert np.all(np.diff(trace.topk_probs, axis=1) <= 0)  # best first
-    assert list(trace.topk_ids[:, 0]) == list(trace.out_ids)  # greedy takes the top candidate
+    # greedy takes the best candidate that does not complete a loop; this random model needs the guard
+    guarded = 0
+    for step, (candidates, chosen) in enumerate(zip(trace.topk_ids.tolist(), trace.out_ids.tolist(), strict=True)):
+        blocked = looping_ids(trace.out_ids[:step].tolist())
+        assert chosen == next(c for c in candidates if c not in blocked)
+        guarded += candidates[0] in blocked
+    assert trace.loop_guard and guarded > 0
 
 
 def test_incremental_step_attention_equals_forced_row(translator):
@@ -47,7 +54,10 @@ def test_incremental_step_attention_equals_forced_row(translator):
         capture = ActivationCache()
         with torch.no_grad():
             logits = model.decode(torch.tensor([[token]]), memory, src, capture, cache)
-        assert int(logits[0, -1].argmax()) == trace.out_ids[t]
+        allowed = logits[0, -1].index_fill(
+            0, torch.tensor(looping_ids(trace.out_ids[:t].tolist()), dtype=torch.long), -torch.inf
+        )
+        assert int(allowed.argmax()) == trace.out_ids[t]
         for layer in range(3):
             np.testing.assert_allclose(
                 capture[f"decoder.{layer}.cross_attn.weights"][0, :, 0].numpy(), trace.cross[layer, :, t], atol=1e-6
@@ -96,7 +106,7 @@ def test_beam_search_never_scores_below_greedy_on_log_probability(translator):
     options = DecodingOptions(beam_size=4, length_penalty=0.0)
     for sentence in SENTENCES:
         greedy_trace = translator.trace(sentence)
-        greedy_log_prob = float(np.log(greedy_trace.topk_probs[:, 0]).sum())
+        greedy_log_prob = output_log_prob(greedy_trace)
         assert translator.beam(sentence, options).hypotheses[0].log_prob >= greedy_log_prob - 1e-4
 
 

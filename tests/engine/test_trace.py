@@ -37,22 +37,27 @@ def test_a_lone_surrogate_in_the_text_saves_and_loads_back(trace, tmp_path, suff
 
 def test_json_is_documented_and_plain(trace, tmp_path):
     raw = json.loads(trace.to_json())
-    assert raw["schema"] == "attention-studio-trace" and raw["schema_version"] == 3
+    assert raw["schema"] == "attention-studio-trace" and raw["schema_version"] == 4
     assert raw["out_positions"] == list(range(len(trace.tgt_pieces))) and raw["positions"] == "sinusoidal"
     assert raw["src_sentence"] == [0] * len(trace.src_pieces)  # one sentence
     assert raw["src_pieces"][-1] == "</s>"
     assert np.asarray(raw["cross"]).shape == trace.cross.shape
+    assert raw["loop_guard"] is True  # our models never complete a loop
 
 
 def test_a_version_1_file_still_loads_as_a_translation(trace, tmp_path):
     """Files saved before encoder-only and decoder-only models had no out_positions nor positions,
-    and none before version 3 said which sentence a piece belongs to."""
+    and none before version 3 said which sentence a piece belongs to, nor before 4 whether the loop
+    guard was on (it was not: it came with version 4)."""
+    from dataclasses import replace
+
     raw = json.loads(trace.to_json())
     raw["schema_version"] = 1
-    del raw["out_positions"], raw["positions"], raw["src_sentence"], raw["tgt_sentence"]
+    del raw["out_positions"], raw["positions"], raw["src_sentence"], raw["tgt_sentence"], raw["loop_guard"]
     path = tmp_path / "old.json"
     path.write_text(json.dumps(raw), encoding="utf-8")
-    assert Trace.load(path).equals(trace)
+    loaded = Trace.load(path)
+    assert loaded.equals(replace(trace, loop_guard=False)) and not loaded.equals(trace)
 
 
 def test_trace_is_read_only(trace):

@@ -12,7 +12,7 @@ from engine.render.labels import AVERAGE
 from engine.translator import TraceOptions
 from gui.maps import TokenFocus
 from gui.views.beam_view import best_path_nodes
-from gui.views.decoder_steps import MASKED_TEXT
+from gui.views.decoder_steps import BLOCKED_COLOR, MASKED_TEXT
 from gui.views.model_view import cell_data
 from gui.views.positional_view import parse_dimensions
 
@@ -62,6 +62,25 @@ def test_the_decoder_steps_at_step_t_show_row_t_and_the_steps_top_k(window, qtbo
     steps.slider.setValue(1)
     assert any(MASKED_TEXT in text for text in masked_labels())
     assert len(steps.masked_bars.opts["x"]) == n - 1  # every future position is hatched
+
+
+def test_a_candidate_the_loop_guard_ruled_out_is_marked_so(window, qtbot):
+    """The tiny random model loops: at a step where its best candidate would complete a loop, the
+    list and the bars say why the second one was chosen."""
+    show_sentence(qtbot, window)
+    trace, steps = window.trace, window.decoder_steps
+    guarded = [t for t in range(len(trace.out_ids)) if trace.topk_ids[t, 0] != trace.out_ids[t]]
+    assert trace.loop_guard and guarded
+    step = guarded[0]
+    window.view_state.set_step(step)
+    chosen = list(trace.topk_ids[step]).index(trace.out_ids[step])
+    texts = [steps.candidates.item(i).text() for i in range(steps.candidates.count())]
+    assert texts[0].endswith("✗ would complete a loop") and texts[chosen].endswith("← chosen")
+    brushes = steps.topk_bars.opts["brushes"]
+    assert brushes[0] == BLOCKED_COLOR and brushes[chosen] == "#d62728"
+    assert "grey: would loop" in steps.topk_plot.plotItem.titleLabel.text
+    window.view_state.set_step(next(t for t in range(len(trace.out_ids)) if t not in guarded))
+    assert not any("loop" in steps.candidates.item(i).text() for i in range(steps.candidates.count()))
 
 
 def test_the_step_buttons_and_play_move_through_the_steps(window, qtbot):
