@@ -31,6 +31,24 @@ def test_en_fr_translates_a_student(en_fr):
     assert "étudiant" in en_fr.translate(["I am a student."])[0].lower()
 
 
+# sentences whose rare word the shipped models spelled from a fragment repeated to the length limit
+# before the loop guard ("I need to pay the refressssssssssssssss", "Ils n'ont pas de prédidididididid")
+LOOPED = {
+    "fr-en": ["Il me faut la rembourser.", "Le meurtrier court toujours.", "Mon grand-père était en partie indien."],
+    "en-fr": ["They have no natural predators.", "Tokyo is bigger than Yokohama."],
+}
+
+
+@pytest.mark.parametrize("name", ["fr-en", "en-fr"])
+def test_no_translation_loops_on_words_the_models_do_not_know(name, request):
+    from engine.training.evaluate import is_degenerate
+
+    translator = request.getfixturevalue(name.replace("-", "_"))
+    for sentence, translation in zip(LOOPED[name], translator.translate(LOOPED[name]), strict=True):
+        assert not is_degenerate(translation), (sentence, translation)
+        assert len(translation) < 2 * len(sentence), (sentence, translation)  # ended, not cut at the limit
+
+
 def test_shipped_models_are_small_and_inspectable():
     for name in ("fr-en", "en-fr"):
         directory = MODELS / name
