@@ -117,7 +117,7 @@ class PositionalView(QWidget):
         content.setMinimumHeight(MIN_CONTENT_HEIGHT)
         inner = QVBoxLayout(content)
         inner.setContentsMargins(0, 0, 0, 0)
-        inner.addLayout(self.controls)
+        inner.addWidget(self.controls)
         inner.addLayout(columns, 1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -127,7 +127,9 @@ class PositionalView(QWidget):
         scroll.show()  # now: a widget added to a shown one would otherwise appear only after the event loop ran
         self._apply_palette()
 
-    def _build_controls(self) -> QHBoxLayout:
+    def _build_controls(self) -> QWidget:
+        """The controls, in a box of their own: until the tab is first built, showing or hiding one of
+        them (a model with learned positions hides them) must not make it a window of its own."""
         self.explore = QCheckBox("Explore (edit base and d_model)")
         self.base = QDoubleSpinBox()
         self.base.setRange(1.01, 1e9)
@@ -146,7 +148,9 @@ class PositionalView(QWidget):
         self.dimensions.setPlaceholderText("dimensions, e.g. 0, 1, 8")
         self.dimensions.setToolTip("Dimensions to draw as curves across positions (comma separated)")
         self.dimensions.setMaximumWidth(200)
-        controls = QHBoxLayout()
+        box = QWidget()
+        controls = QHBoxLayout(box)
+        controls.setContentsMargins(0, 0, 0, 0)
         controls.addWidget(self.explore)
         for widget in (self.base, self.width_box, self.positions_box):
             controls.addWidget(widget)
@@ -154,7 +158,7 @@ class PositionalView(QWidget):
         controls.addWidget(QLabel("curves of dimensions:"))
         controls.addWidget(self.dimensions)
         controls.addStretch(1)
-        return controls
+        return box
 
     def _build_plots(self) -> None:
         self.heatmap = Heatmap()

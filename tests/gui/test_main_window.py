@@ -45,6 +45,14 @@ def assert_grid_shows(window, kind: str) -> None:
             assert (cell.border.style() != Qt.PenStyle.NoPen) == ((cell.layer, cell.head) == selected)
 
 
+def test_no_widget_leaves_the_window_as_a_stray_one(window, qtbot):
+    """A regression seen under Xvfb: the positional tab's controls, shown before the (lazily built)
+    tab had put them in a layout, became four tiny windows of their own over the menu bar."""
+    type_sentence(qtbot, window, "je suis etudiant")
+    strays = [w for w in QApplication.topLevelWidgets() if w.isVisible() and w is not window]
+    assert not strays, [type(w).__name__ for w in strays]
+
+
 def head_view_data(window) -> np.ndarray:
     return window.head_view.heatmap.image.image
 
