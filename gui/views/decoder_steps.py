@@ -344,8 +344,9 @@ class DecoderStepsView(QWidget):
         self.topk_ids = trace.topk_ids[step]
         self.topk_probs = trace.topk_probs[step]
         self._show_output(trace, step)
-        self._show_candidates(trace, step)
-        self._draw_topk(trace, step)
+        blocked = loop_blocked(trace, step, self.forced_length)
+        self._show_candidates(trace, step, blocked)
+        self._draw_topk(trace, step, blocked)
         where = f"layer {layer + 1}, {head_label(state.head)}"
         row = step_row(trace, step)
         sources = []  # BERT has a source but no cross row
@@ -374,10 +375,9 @@ class DecoderStepsView(QWidget):
             f" &nbsp; <small>(underlined: forced; in brackets: chosen at step {step + 1})</small>"
         )
 
-    def _show_candidates(self, trace: Trace, step: int) -> None:
+    def _show_candidates(self, trace: Trace, step: int, blocked: list[int]) -> None:
         self.candidates.clear()
         chosen = int(trace.out_ids[step])
-        blocked = loop_blocked(trace, step, self.forced_length)
         for token, piece, prob in zip(
             trace.topk_ids[step], trace.topk_pieces[step], trace.topk_probs[step], strict=True
         ):
@@ -386,9 +386,9 @@ class DecoderStepsView(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, int(token))
             self.candidates.addItem(item)
 
-    def _draw_topk(self, trace: Trace, step: int) -> None:
+    def _draw_topk(self, trace: Trace, step: int, blocked: list[int]) -> None:
+        """The step's candidates as bars; `blocked`: those the loop guard ruled out."""
         chosen = int(trace.out_ids[step])
-        blocked = loop_blocked(trace, step, self.forced_length)
         k = len(self.topk_probs)
         brushes = ["#d62728" if t == chosen else BLOCKED_COLOR if t in blocked else "#9ecae1" for t in self.topk_ids]
         self.topk_bars.setOpts(y=np.arange(k), width=self.topk_probs, brushes=brushes)
