@@ -22,7 +22,7 @@ from torch import nn
 from engine.decoding import DecodingOptions
 from engine.devices import DEVICE_CHOICES
 from engine.files import write_atomic
-from engine.generation import OUR_RULES, GenerationRules
+from engine.generation import GenerationRules, our_rules
 from engine.model import ModelConfig, Transformer
 from engine.paths import CONFIG_FILE
 from engine.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, TextTokenizer, Tokenizer, TokenizerError
@@ -373,7 +373,7 @@ def load_model(directory: Path | str, device: str = "auto", isolate_tokenizer: b
             f"{CONFIG_FILE}: vocabulary sizes {cfg.src_vocab_size}/{cfg.tgt_vocab_size} disagree with the "
             f"tokenizer's {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size}"
         )
-    model = build_for_weights(cfg, weights, OUR_RULES)
+    model = build_for_weights(cfg, weights, our_rules(tokenizer.target_pieces(range(tokenizer.tgt_vocab_size))))
     load_weights(model, weights)
     torch_device = resolve_device(device)
     model.to(torch_device).eval()

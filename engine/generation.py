@@ -1,7 +1,7 @@
 """How a model family generates, besides what the user chooses (`DecodingOptions`).
 
 Our own models generate as the project's decoders always have, except that they never complete a
-repetition loop (`OUR_RULES`, engine/loops.py). A Marian model must generate as
+repetition loop (`our_rules`, engine/loops.py). A Marian model must generate as
 transformers' `generate()` does on it, or the same folder would translate differently here and
 there: its pad id (which also starts the decoder) is never chosen, the last step allowed can only
 be </s> (`forced_eos_token_id`), a finished hypothesis is ranked by log p / length^α, and the beam
@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from engine.loops import looping_ids
+from engine.loops import LoopGuard
 
 PenaltyForm = Literal["gnmt", "length"]  # log p / ((5 + len) / 6)^α (GNMT), or log p / len^α (transformers)
 BeamRules = Literal["classic", "transformers"]  # our beam search, or generate()'s
@@ -30,7 +30,7 @@ class GenerationRules:
     suppressed_ids: tuple[int, ...] = ()  # never generated (Marian: the pad id)
     force_eos_at_limit: bool = False  # the last step the length limit allows can only choose </s>
     renormalize: bool = False  # log-softmax again after suppressing (generate()'s renormalize_logits)
-    loop_guard: bool = False  # never complete a repetition loop (engine/loops.py); on for our models
+    loop_guard: LoopGuard | None = None  # never complete a repetition loop (engine/loops.py); ours have one
     # how beams are ranked and when the search stops
     penalty_form: PenaltyForm = "gnmt"
     beam: BeamRules = "classic"
@@ -59,7 +59,8 @@ def constrain(
     before (what the loop guard reads).
     """
     if rules.loop_guard:
-        rows = [(row, token) for row, history in enumerate(histories) for token in looping_ids(history)]
+        guard = rules.loop_guard
+        rows = [(row, token) for row, history in enumerate(histories) for token in guard.blocked(history)]
         if rows:
             scores = scores.clone()
             scores[[row for row, _ in rows], [token for _, token in rows]] = float("-inf")
@@ -77,7 +78,9 @@ def constrain(
     return scores
 
 
-OUR_RULES = GenerationRules(loop_guard=True)
+def our_rules(pieces: Sequence[str]) -> GenerationRules:
+    """How our models generate, with the loop guard for their target vocabulary (its pieces, by id)."""
+    return GenerationRules(loop_guard=LoopGuard(pieces))
 
 
 def suppressed_log_probs(rules: GenerationRules, log_probs: Tensor) -> Tensor:

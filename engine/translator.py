@@ -606,7 +606,7 @@ class Translator:
             timings={},
             device=str(self.device),
             decoding=decoding,
-            loop_guard=self.model.rules.loop_guard,
+            loop_guard=self.model.rules.loop_guard is not None,
             truncated=source.truncated,
             src_sentence=src_sentence,
             tgt_sentence=tgt_sentence,

@@ -144,7 +144,8 @@ def add_evaluate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
 def run_evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from engine.training.evaluate import DEGENERATE, evaluate
+    from engine.loops import DEGENERATE
+    from engine.training.evaluate import evaluate
 
     translator = load_or_exit(args.model, args.device)
     options = decoding_options(translator, args.beam, args.length_penalty)

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.decoding import DecodingOptions
+from engine.loops import is_degenerate
 from engine.training.data import read_pairs
 from engine.translator import Translator
 
 # the column each language has in the project's Tatoeba files (French<TAB>English)
 LANGUAGE_COLUMNS = {"fr": 0, "en": 1}
-# a degenerate output: a character 6+ times in a row ("mahhhhhh"), 2-4 letters 4+ times ("prédidididi"),
-# or a word 4+ times ("votre votre votre votre"); no reference of train.tsv matches (313k sentences)
-REPEATED_CHARACTER = re.compile(r"(.)\1{5,}")
-REPEATED_LETTERS = re.compile(r"(\w{2,4})\1{3,}")
-REPEATED_WORD = re.compile(r"\b(\w+)(?:\W+\1\b){3,}", re.IGNORECASE)
-DEGENERATE = "repeat a character 6+ times, 2-4 letters 4+ times or a word 4+ times in a row"
-
-
-def is_degenerate(text: str) -> bool:
-    """True for the repetition loops a weak model falls into; the Tatoeba references have none."""
-    return any(pattern.search(text) for pattern in (REPEATED_CHARACTER, REPEATED_LETTERS, REPEATED_WORD))
 
 
 @dataclass(frozen=True)

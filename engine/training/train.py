@@ -40,7 +40,7 @@ from engine.checkpoint import (
     unique_state,
 )
 from engine.files import write_atomic
-from engine.generation import OUR_RULES
+from engine.generation import our_rules
 from engine.model import ModelConfig, Transformer
 from engine.tokenizer import PAD_ID, Tokenizer, train_sentencepiece
 from engine.training.data import collate, encode_pairs, make_batches, read_pairs
@@ -334,7 +334,8 @@ class Trainer:
             )
         self.examples = encode_pairs(self.tokenizer, self.pairs, self.cfg.max_positions)
 
-        self.model = Transformer(self.cfg, OUR_RULES)
+        self.rules = our_rules(self.tokenizer.target_pieces(range(self.tokenizer.tgt_vocab_size)))
+        self.model = Transformer(self.cfg, self.rules)
         if initial is not None:
             self.model.load_state_dict(initial.state_dict())
         self.model.to(self.device)
@@ -478,7 +479,7 @@ class Trainer:
     def evaluate_average(self) -> None:
         """Dev BLEU of the mean of the kept snapshots, exported if it beats every single checkpoint."""
         paths = [self.options.checkpoint_dir / "snapshots" / name for name in self.progress["snapshots"]]
-        averaged = Transformer(self.cfg, OUR_RULES).to(self.device)
+        averaged = Transformer(self.cfg, self.rules).to(self.device)
         state = average_state(load_file(str(path)) for path in paths)
         with torch.no_grad():
             for name, target in unique_state(averaged).items():

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.loops import looping_ids
+from engine.loops import TAIL_PIECES, LoopGuard, looping_ids, written
 from engine.render.labels import head_label, select_map
 from engine.render.shapes import NO_MASK, STEP_NAMES, of_sentence, step_row
 from engine.trace import Trace
@@ -98,7 +98,10 @@ def loop_blocked(trace: Trace, step: int, forced_length: int = 0) -> list[int]:
     if not trace.loop_guard or trace.shape != "encoder-decoder" or step < forced_length:
         return []
     first = int(trace.sentence_keys("dec_self", step)[0])  # the step's sentence starts again at <s>
-    return looping_ids(trace.out_ids[first:step].tolist())
+    ids = looping_ids(trace.out_ids[first:step].tolist())
+    text = written(trace.out_pieces[max(first, step - TAIL_PIECES) : step])
+    candidates = LoopGuard(trace.topk_pieces[step]).text_looping_ids(text)  # the text rule, for the shown ones
+    return ids + [t for t in (int(trace.topk_ids[step][i]) for i in candidates) if t not in ids]
 
 
 def self_kind(trace: Trace) -> str:

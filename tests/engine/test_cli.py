@@ -98,7 +98,7 @@ def test_evaluate_prints_scores_and_signatures(tiny_model_dir, tmp_path):
 
 
 def test_degenerate_outputs_are_repetition_loops_only():
-    from engine.training.evaluate import is_degenerate
+    from engine.loops import is_degenerate
 
     assert is_degenerate("Je votre votre votre votre aide.")
     assert is_degenerate("jouer du mahhhhhhhhh")

@@ -34,14 +34,20 @@ def test_en_fr_translates_a_student(en_fr):
 # sentences whose rare word the shipped models spelled from a fragment repeated to the length limit
 # before the loop guard ("I need to pay the refressssssssssssssss", "Ils n'ont pas de prédidididididid")
 LOOPED = {
-    "fr-en": ["Il me faut la rembourser.", "Le meurtrier court toujours.", "Mon grand-père était en partie indien."],
+    "fr-en": [
+        "Il me faut la rembourser.",
+        "Le meurtrier court toujours.",
+        "Mon grand-père était en partie indien.",
+        "On était tellement crevés qu'on est parti vers 9 h 00 hier soir.",  # "9:000000", pieces that vary
+        "C'est contre mes principes.",  # "princippplicicic"
+    ],
     "en-fr": ["They have no natural predators.", "Tokyo is bigger than Yokohama."],
 }
 
 
 @pytest.mark.parametrize("name", ["fr-en", "en-fr"])
 def test_no_translation_loops_on_words_the_models_do_not_know(name, request):
-    from engine.training.evaluate import is_degenerate
+    from engine.loops import is_degenerate
 
     translator = request.getfixturevalue(name.replace("-", "_"))
     for sentence, translation in zip(LOOPED[name], translator.translate(LOOPED[name]), strict=True):

@@ -12,7 +12,7 @@ from engine.render.labels import AVERAGE
 from engine.translator import TraceOptions
 from gui.maps import TokenFocus
 from gui.views.beam_view import best_path_nodes
-from gui.views.decoder_steps import BLOCKED_COLOR, MASKED_TEXT
+from gui.views.decoder_steps import BLOCKED_COLOR, MASKED_TEXT, loop_blocked
 from gui.views.model_view import cell_data
 from gui.views.positional_view import parse_dimensions
 
@@ -81,6 +81,24 @@ def test_a_candidate_the_loop_guard_ruled_out_is_marked_so(window, qtbot):
     assert "grey: would loop" in steps.topk_plot.plotItem.titleLabel.text
     window.view_state.set_step(next(t for t in range(len(trace.out_ids)) if t not in guarded))
     assert not any("loop" in steps.candidates.item(i).text() for i in range(steps.candidates.count()))
+
+
+def test_a_candidate_the_text_rule_ruled_out_is_found_from_the_trace():
+    """The shipped fr-en model spells "9:00" as "9" ":" "00" "00" and would add a third "00": the
+    letters would loop ("000000") though the pieces do not; the view finds it from the trace alone."""
+    from pathlib import Path
+
+    from engine.translator import Translator
+
+    model = Path(__file__).resolve().parents[2] / "resources" / "models" / "fr-en"
+    trace = Translator.from_directory(model, "cpu").trace(
+        "On était tellement crevés qu'on est parti vers 9 h 00 hier soir."
+    )
+    step = next(t for t in range(2, len(trace.out_pieces)) if trace.out_pieces[t - 2 : t] == ["00", "00"])
+    blocked = loop_blocked(trace, step)
+    assert trace.topk_pieces[step][0] == "00" and int(trace.topk_ids[step][0]) in blocked
+    assert trace.out_pieces[step] != "00" and int(trace.out_ids[step]) not in blocked
+    assert loop_blocked(trace, step - 1) == []
 
 
 def test_the_step_buttons_and_play_move_through_the_steps(window, qtbot):
