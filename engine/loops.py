@@ -33,9 +33,14 @@ DEGENERATE = "repeat a character 6+ times, 2-4 letters 4+ times or a word 4+ tim
 TAIL_PIECES = max(CHARACTER_RUN, LETTER_COPIES * LETTER_UNITS[-1])  # text enough for the longest loop
 
 
+def loops(text: str) -> bool:
+    """A character or letter loop anywhere in `text` (the rule the guard's text rule keeps)."""
+    return bool(REPEATED_CHARACTER.search(text) or REPEATED_LETTERS.search(text))
+
+
 def is_degenerate(text: str) -> bool:
     """True for the repetition loops a weak model falls into; the Tatoeba references have none."""
-    return any(pattern.search(text) for pattern in (REPEATED_CHARACTER, REPEATED_LETTERS, REPEATED_WORD))
+    return loops(text) or bool(REPEATED_WORD.search(text))
 
 
 def copies_allowed(unit: int) -> int:
@@ -85,6 +90,14 @@ def periodic_suffix(text: str, period: int) -> int:
     return n
 
 
+def repeating_start(text: str, period: int) -> int:
+    """Length of the longest start of `text` that repeats every `period` characters."""
+    n = min(period, len(text))
+    while n < len(text) and text[n] == text[n - period]:
+        n += 1
+    return n
+
+
 class LoopGuard:
     """Both rules for one vocabulary (`pieces`, SentencePiece's strings, "▁" for a space)."""
 
@@ -95,9 +108,20 @@ class LoopGuard:
         order = sorted(range(len(self.texts)), key=self.texts.__getitem__)
         self.sorted_texts = [self.texts[token] for token in order]
         self.sorted_ids = order
+        # how far each piece repeats itself from its start, period by period (letters or not: an
+        # upper bound is all that is needed here)
+        periods = (1, *LETTER_UNITS)
+        starts = [[repeating_start(text, p) for p in periods] for text in self.texts]
+        # the most characters by which a piece can continue a loop of each period: a text whose loop
+        # needs more than that is passed over without a search (the common case)
+        self.reach = {p: max(row[i] for row in starts) for i, p in enumerate(periods)}
         # pieces that could complete a loop the text has not shown a whole period of (a piece that
-        # nearly loops on its own, "hahaha"): checked one by one, and there are few
-        self.loopy = [t for t, text in enumerate(self.texts) if len(text) >= CHARACTER_RUN and self.nearly_loops(text)]
+        # loops on its own, or nearly, "hahaha"): checked one by one, and there are few or none
+        self.loopy = [
+            token
+            for token, (text, row) in enumerate(zip(self.texts, starts, strict=True))
+            if any(n > loop_length(p) - p for n, p in zip(row[1:], LETTER_UNITS, strict=True)) or loops(text)
+        ]
 
     def starting_with(self, prefix: str) -> list[int]:
         """The tokens whose piece starts with `prefix`."""
@@ -105,15 +129,10 @@ class LoopGuard:
         last = bisect_left(self.sorted_texts, prefix + "\U0010ffff", lo=first)
         return self.sorted_ids[first:last]
 
-    @staticmethod
-    def nearly_loops(text: str) -> bool:
-        """A piece that loops, or begins with all of a letter loop but part of its first period."""
-        return is_degenerate(text) or any(periodic_suffix(text[::-1], p) > loop_length(p) - p for p in LETTER_UNITS)
-
     def blocked(self, history: Sequence[int]) -> list[int]:
         """The tokens either rule forbids after `history` (the tokens generated so far)."""
         ids = looping_ids(history)
-        text = "".join(self.texts[token] for token in history[-TAIL_PIECES:])
+        text = "".join([self.texts[token] for token in history[-TAIL_PIECES:]])
         return ids + [token for token in self.text_looping_ids(text) if token not in ids]
 
     def text_looping_ids(self, text: str) -> list[int]:
@@ -122,10 +141,10 @@ class LoopGuard:
         ids: list[int] = []
         for period in (1, *LETTER_UNITS):
             n = periodic_suffix(text, period)
-            if n == 0:
-                continue
             needed = max(1, loop_length(period) - n)  # characters the next piece must continue it by
-            continuation = "".join(text[len(text) - period + i % period] for i in range(needed))
+            if n == 0 or needed > self.reach[period]:
+                continue
+            continuation = (text[-period:] * (needed // period + 1))[:needed]
             ids += self.starting_with(continuation)
         ids += [t for t in self.loopy if completes_loop(text, self.texts[t])]
         return list(dict.fromkeys(ids))
