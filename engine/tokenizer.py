@@ -62,20 +62,63 @@ CHILD_CHECK = (
 CHILD_TIMEOUT_S = 30.0
 
 
+# Checks begun ahead by start_checks: file → ((size, modification time) when begun, the child).
+_started: dict[Path, tuple[tuple[int, int], subprocess.Popen]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _child(path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD_CHECK, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def start_checks(directory: Path | str) -> None:
+    """Begin check_in_child for the SentencePiece files of a model directory now, without waiting.
+
+    The app calls it before importing torch (a second of one core): the children run meanwhile on
+    the other, and loading the model later collects their verdicts instead of starting its own.
+    """
+    for path in sorted(Path(directory).glob("*.model")) + sorted(Path(directory).glob("*.spm")):
+        path = path.resolve()
+        stamp = _stamp(path)
+        if stamp is None or path in _started:
+            continue
+        try:
+            _started[path] = stamp, _child(path)
+        except OSError:  # no child could start: loading will try again and say so
+            continue
+
+
 def check_in_child(path: Path) -> None:
     """Raise TokenizerError if reading `path` crashes or hangs the SentencePiece library.
 
     An ordinary error (a Python exception in the child) is left to the in-process load, which
-    words it; only what could take the process down is reported here.
+    words it; only what could take the process down is reported here. A check start_checks began
+    is collected, unless the file changed since.
     """
+    stamp, child = _started.pop(Path(path).resolve(), (None, None))
+    if child is not None and stamp != _stamp(Path(path)):
+        child.kill()
+        child.wait()
+        child = None
+    if child is None:
+        child = _child(path)
     try:
-        result = subprocess.run(
-            [sys.executable, "-c", CHILD_CHECK, str(path)], capture_output=True, timeout=CHILD_TIMEOUT_S
-        )
+        returncode = child.wait(timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
         raise TokenizerError(f"{path.name}: the SentencePiece library hangs reading it") from None
-    if result.returncode < 0:
-        raise TokenizerError(f"{path.name}: the SentencePiece library crashes reading it (signal {-result.returncode})")
+    if returncode < 0:
+        raise TokenizerError(f"{path.name}: the SentencePiece library crashes reading it (signal {-returncode})")
 
 
 def encodable(text: str) -> str:

@@ -122,6 +122,9 @@ class TranslationWorker(QObject):
     @Slot(str, str)
     def load_model(self, directory: str, device: str) -> None:
         try:
+            from engine.tokenizer import start_checks
+
+            start_checks(directory)  # the tokenizer's crash checks run in child processes while torch imports
             # Imported here, in the worker thread, so that torch stays off the path to the first paint.
             import torch
 

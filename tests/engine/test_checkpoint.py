@@ -1,6 +1,7 @@
 """Save → load round trip, and a clear one-line error for every kind of broken model directory."""
 
 import json
+import os
 import pickle
 import shutil
 
@@ -130,6 +131,49 @@ def test_a_tokenizer_that_hangs_the_native_library_is_refused(model_copy, monkey
     monkeypatch.setattr(engine.tokenizer, "CHILD_TIMEOUT_S", 1.0)
     with pytest.raises(ModelLoadError, match="hangs"):
         load_model(model_copy, "cpu")
+
+
+def counting_children(monkeypatch) -> list:
+    """Patch the tokenizer's child-process starter to record the files it is started for."""
+    import engine.tokenizer
+
+    started, start = [], engine.tokenizer._child
+    monkeypatch.setattr(engine.tokenizer, "_child", lambda path: started.append(path.name) or start(path))
+    return started
+
+
+def test_a_check_begun_ahead_is_collected_by_the_load(model_copy, monkeypatch):
+    """The app begins the tokenizer's crash check before importing torch; loading then waits for
+    that child instead of starting a second one."""
+    from engine.tokenizer import _started, start_checks
+
+    started = counting_children(monkeypatch)
+    start_checks(model_copy)
+    assert started == ["spm.model"]
+    load_model(model_copy, "cpu")
+    assert started == ["spm.model"] and not _started
+
+
+def test_a_crash_found_by_a_check_begun_ahead_is_still_refused(model_copy, monkeypatch):
+    import engine.tokenizer
+
+    monkeypatch.setattr(engine.tokenizer, "CHILD_CHECK", "import os; os.abort()")
+    engine.tokenizer.start_checks(model_copy)
+    with pytest.raises(ModelLoadError, match="crashes reading it"):
+        load_model(model_copy, "cpu")
+
+
+def test_a_file_changed_after_its_check_began_is_checked_again(model_copy, monkeypatch):
+    import engine.tokenizer
+
+    started = counting_children(monkeypatch)
+    engine.tokenizer.start_checks(model_copy)
+    stat = (model_copy / "spm.model").stat()  # rewritten since: a new modification time
+    os.utime(model_copy / "spm.model", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    monkeypatch.setattr(engine.tokenizer, "CHILD_CHECK", "import os; os.abort()")  # what the new file does
+    with pytest.raises(ModelLoadError, match="crashes reading it"):
+        load_model(model_copy, "cpu")
+    assert started == ["spm.model", "spm.model"]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
