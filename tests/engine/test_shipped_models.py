@@ -60,7 +60,9 @@ def test_shipped_models_are_small_and_inspectable():
         directory = MODELS / name
         assert (directory / "model.safetensors").stat().st_size <= 50 * 1024 * 1024
         assert (directory / "MODEL_CARD.md").read_text(encoding="utf-8").count("BLEU") >= 1
-        cfg = Translator.from_directory(directory, "cpu").cfg
+        translator = Translator.from_directory(directory, "cpu")
+        assert translator.name == name  # what the status bar shows, not the training run's folder
+        cfg = translator.cfg
         assert cfg.n_encoder_layers >= 3 and cfg.n_decoder_layers >= 3 and cfg.n_heads >= 8
 
 
@@ -81,7 +83,7 @@ def test_fr_en_bleu_on_the_first_100_test_pairs_stays_above_its_floor(fr_en):
 
 # measured on the shipped model with greedy decoding (see its MODEL_CARD.md), minus a margin
 # for numerical differences between machines
-FR_EN_BLEU_FLOOR_FIRST_100 = 55.0  # measured 57.95
+FR_EN_BLEU_FLOOR_FIRST_100 = 55.0  # measured 58.90 (round 9; round 8: 57.95)
 
 
 @needs_data
