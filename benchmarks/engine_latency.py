@@ -30,6 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from engine.devices import worker_threads  # noqa: E402
+
+THREADS_HELP = "torch threads (default: the app worker's, every core but one; the figures are the app's)"
 TEST_TSV = ROOT.parent / "shared" / "data" / "tatoeba-fra-eng" / "test.tsv"
 DEV_TSV = TEST_TSV.with_name("dev.tsv")
 BUCKETS = (5, 10, 20, 40)
@@ -305,7 +308,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sentences", type=int, default=8, help="sentences per length bucket")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=worker_threads(), help=THREADS_HELP)
     parser.add_argument("--key-gap-ms", type=float, default=150.0, help="idle pause before each timed typed key")
     parser.add_argument("--quick", action="store_true", help="2 sentences, 1 repeat, 50 traces for memory")
     args = parser.parse_args()
@@ -316,8 +319,7 @@ def main() -> int:
 
     from engine.translator import Translator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     before_load = rss_mb()
     translator = Translator.from_directory(args.model, args.device)
     after_load = rss_mb()

@@ -2,6 +2,8 @@
 
     python benchmarks/summary.py [--json OUT] [--device cpu|cuda] [--threads N] [--quick]
 
+The engine runs with the app worker's threads (every core but one) unless --threads says otherwise.
+
 What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, counting </s>):
   trace_typing_p95_ms_20   typing single test sentences of 20–30 pieces key by key (engine_latency.py
                            sentences_at_least), each key's trace drafted
@@ -53,6 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_latency import (  # noqa: E402
     ROOT,
+    THREADS_HELP,
     pass_bytes_floor_ms,
     percentile,
     read_gigabytes_per_second,
@@ -63,6 +66,7 @@ from engine_latency import (  # noqa: E402
     traces_then_rss,
     type_at_prefix,
     weight_megabytes,
+    worker_threads,
 )
 
 PIECES = 20
@@ -146,7 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps: the engine's and the app's device")
-    parser.add_argument("--threads", type=int, help="torch threads in this process (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=worker_threads(), help=THREADS_HELP)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few sentences, 100 traces for RSS")
     parser.add_argument("--no-app", action="store_true", help="skip the window's figures (no Qt)")
@@ -158,8 +162,7 @@ def main() -> int:
 
     from engine.translator import Translator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     translator = Translator.from_directory(args.model, args.device)
     translator.trace("Bonjour.")  # warm up
     figures: dict = {"device": str(translator.device), "torch": torch.__version__}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +19,11 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.architecture import SHAPE_KINDS
 from engine.beam_tree import BeamTree
+from engine.devices import worker_threads
 from engine.trace import Trace
 
 log = logging.getLogger(__name__)
 DEFAULT_NEW_TOKENS = 20  # the "new tokens" box's default, engine.one_stack's too
-THREADS_VARIABLE = "ATTENTION_STUDIO_THREADS"  # torch threads for the worker, to override the default
-
-
-def worker_threads() -> int:
-    """Torch threads for the worker: every core but one, which stays free for the GUI thread so that
-    the event loop is never starved while a trace is computed. $ATTENTION_STUDIO_THREADS overrides."""
-    chosen = os.environ.get(THREADS_VARIABLE, "")
-    if chosen.isdigit() and int(chosen) > 0:
-        return int(chosen)
-    return max(1, (os.cpu_count() or 1) - 1)
 
 
 class LatestRequest:

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
+from engine.devices import THREADS_VARIABLE, worker_threads
 from engine.translator import Translator
-from gui.worker import THREADS_VARIABLE, TranslationClient, worker_threads
+from gui.worker import TranslationClient
 
 TIMEOUT_MS = 60_000  # generous: the machine may be busy; waitUntil returns as soon as it can
 
