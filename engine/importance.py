@@ -135,7 +135,9 @@ def output_log_probs(model: Transformer, forced: ForcedInput, kind: str, keep: T
             if shape == "encoder-decoder":
                 decoder_input = forced.decoder_input.expand(rows, -1)
                 hidden = model.decode_hidden(decoder_input, memory, src, sentences=forced.sentences)
-        return scored(model, hidden, forced)
+        scores = scored(model, hidden, forced)
+        assert scores is not None  # nothing cancels the reference
+        return scores
 
 
 def single_head_log_probs(
@@ -144,7 +146,8 @@ def single_head_log_probs(
     """log p(y | x) with nothing masked (row 0) and with each head of `kind` zeroed alone (row
     1 + l·H + h) → (1 + L·H,), as output_log_probs(single_head_masks(L, H)) gives it, with less work:
     the rows branch off layer by layer (`branching_layers`), and decoder heads of a translator share
-    one encoder output. None when `cancelled` says stop (it is asked before every layer)."""
+    one encoder output. None when `cancelled` says stop (asked before every layer and every piece of
+    the scoring, so that a newer keystroke waits for one of those at most)."""
     modules = attention_modules(model, kind)
     shape = model.cfg.shape
     with torch.inference_mode():
@@ -156,12 +159,15 @@ def single_head_log_probs(
             if hidden is None:
                 return None
             hidden = memory = model.encoder_norm(hidden)  # (1 + L·H, S, d_model): one memory per row
-            if shape == "encoder-decoder":
-                if cancelled():
-                    return None
+            if shape == "encoder-decoder":  # decode_hidden, layer by layer, to be asked to stop between them
                 decoder_input = forced.decoder_input.expand(len(memory), -1)
                 src = forced.src.expand(len(memory), -1)
-                hidden = model.decode_hidden(decoder_input, memory, src, sentences=forced.sentences)
+                x, self_mask, memory_mask = model.decoder_input(decoder_input, True, src, sentences=forced.sentences)
+                for layer in model.decoder_layers:
+                    if cancelled():
+                        return None
+                    x = layer(x, memory, self_mask, memory_mask, "", None, None, 0)
+                hidden = model.decoder_norm(x)
         else:
             memory = model.encode(forced.src, None, forced.sentences)  # (1, S, d_model), None for GPT-2
             x, self_mask, memory_mask = model.decoder_input(
@@ -176,7 +182,7 @@ def single_head_log_probs(
             if hidden is None:
                 return None
             hidden = model.decoder_norm(hidden)
-        return scored(model, hidden, forced)
+        return scored(model, hidden, forced, cancelled)
 
 
 def branching_layers(
@@ -204,10 +210,12 @@ def branching_layers(
     return x
 
 
-def scored(model: Transformer, hidden: Tensor, forced: ForcedInput) -> Tensor:
+def scored(
+    model: Transformer, hidden: Tensor, forced: ForcedInput, cancelled: Callable[[], bool] = lambda: False
+) -> Tensor | None:
     """log p(y | x) of the forced output (B,) from each row's last hidden states (B, T, d_model):
     a translator's and GPT-2's decoder output, BERT's encoder output. The logits go in cache-sized
-    pieces of (row, step) pairs, never all at once."""
+    pieces of (row, step) pairs, never all at once; None when `cancelled` says stop before a piece."""
     hidden = hidden[:, forced.rows]  # (B, G, d_model): the positions that predicted the output
     B, G = hidden.shape[:2]
     flat = hidden.reshape(B * G, -1)  # (B·G, d_model)
@@ -215,6 +223,8 @@ def scored(model: Transformer, hidden: Tensor, forced: ForcedInput) -> Tensor:
     chunk = max(1, LOGITS_PER_CHUNK // model.cfg.tgt_vocab_size)
     nll = torch.empty(B * G, device=hidden.device)
     for i in range(0, B * G, chunk):
+        if cancelled():
+            return None
         part = flat[i : i + chunk]
         logits = (model.mlm_logits(part) if model.cfg.shape == "encoder-only" else model.logits(part)).float()
         # − log p(y_t) = cross-entropy: one fused log-softmax and gather instead of max, exp, sum, log

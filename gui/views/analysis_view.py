@@ -104,6 +104,8 @@ class AnalysisView(QWidget):
         self.top_line = QLabel()
         self.top_line.setObjectName("topHeads")
         self.top_line.setWordWrap(True)
+        # two lines reserved: a text that wraps on one key and not the next would move every map above
+        self.top_line.setMinimumHeight(2 * self.top_line.fontMetrics().lineSpacing())
         self.table = self._build_table()
         self.right = QWidget()  # the plots go here when first shown
         right_layout = QVBoxLayout(self.right)
@@ -142,7 +144,6 @@ class AnalysisView(QWidget):
         self.importance_titles = {kind: QLabel() for kind in ATTENTION_KINDS}
         maps = QHBoxLayout()
         for kind in ATTENTION_KINDS:
-            self.importance_titles[kind].setWordWrap(True)  # BERT without a [MASK] says why in a sentence
             column = QVBoxLayout()
             column.addWidget(self.importance_titles[kind])
             self.importance_maps[kind].colorbar.setColorMap(IMPORTANCE_MAP)
@@ -215,22 +216,25 @@ class AnalysisView(QWidget):
             title.setVisible(present)
             importance = analysis.importance.get(kind) if analysis is not None else None
             name = KIND_LABELS[kind].title
-            if importance is None and analysis is not None and analysis.importance_note:
+            # Two short lines in every state, unwrapped: a title that grew a line as the analysis came
+            # in would move every map above, once per keystroke. BERT without a [MASK] says why in a
+            # sentence (wrapped), the same on every key.
+            note = importance is None and analysis is not None and analysis.importance_note
+            title.setWordWrap(bool(note))
+            if note:
                 heatmap.clear_matrix()
                 title.setText(f"<b>{name}</b><br><small>{analysis.importance_note}</small>")
                 continue
             if importance is None:
                 heatmap.clear_matrix()
-                title.setText(
-                    f"<b>{name}</b><br><small>importance: computing…</small>" if analysis else f"<b>{name}</b>"
-                )
+                title.setText(f"<b>{name}</b><br><small>{'importance: computing…' if analysis else '&nbsp;'}</small>")
                 continue
             drop = importance.drop  # (L, H) log-probability lost when the head is zeroed
             bound = max(float(np.abs(drop).max()), 1e-6)
             layers, heads = drop.shape
             rows, columns = [f"L{i + 1}" for i in range(layers)], [f"H{i + 1}" for i in range(heads)]
             heatmap.set_matrix(drop.astype(np.float32), rows, columns, (-bound, bound))
-            title.setText(f"<b>{name}</b><br><small>importance (layers × heads), ±{bound:.2f} nats</small>")
+            title.setText(f"<b>{name}</b><br><small>importance, ±{bound:.2f} nats</small>")
 
     def _show_coverage(self, trace: Trace | None, analysis: Analysis | None) -> None:
         plot = self.coverage_plot

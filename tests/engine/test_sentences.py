@@ -275,27 +275,62 @@ def test_remembered_sentences_are_forgotten_least_recently_used_first(translator
     assert repeated.translation == " ".join([alone.translation] * 3)
 
 
-def test_importance_of_a_text_stops_at_the_next_layer_when_cancelled(translator):
-    """A paragraph's masking passes take seconds: a newer keystroke stops them before the next layer,
-    whichever sentence they are in. Uncancelled, the question is asked once per layer and sentence."""
+def stop_checks(model, trace, kind: str) -> list[int]:
+    """How often each sentence's masking pass asks whether to stop: before every layer it runs and
+    every cache-sized piece of its scoring (1 + L·H rows × that sentence's output pieces)."""
+    from engine.importance import LOGITS_PER_CHUNK
+
+    layers = len(model.decoder_layers) + (len(model.encoder_layers) if kind == "enc_self" else 0)
+    rows = 1 + trace.n_layers[kind] * trace.n_heads
+    per_piece = LOGITS_PER_CHUNK // model.cfg.tgt_vocab_size
+    outputs = [int((trace.tgt_sentence == s).sum()) for s in range(trace.sentences)]
+    return [layers + -(-rows * g // per_piece) for g in outputs]
+
+
+@pytest.mark.parametrize("kind", ["enc_self", "dec_self", "cross"])
+def test_importance_of_a_text_stops_at_the_next_layer_or_piece_when_cancelled(translator, kind):
+    """A paragraph's masking passes take seconds: a newer keystroke stops them before the next layer or
+    piece of the scoring (the longest wait in a pass), whichever sentence they are in."""
     from engine.importance import analysis_stages
 
     trace = translator.trace(TEXT)
-    n_layers = trace.n_layers["cross"]
+    checks = stop_checks(translator.model, trace, kind)
     asked = []
-    assert head_importance(translator.model, trace, "cross", cancelled=lambda: bool(asked.append(True))) is not None
-    assert len(asked) == n_layers * trace.sentences
+    assert head_importance(translator.model, trace, kind, cancelled=lambda: bool(asked.append(True))) is not None
+    assert len(asked) == sum(checks)
 
     asked.clear()
 
     def cancelled() -> bool:
         asked.append(True)
-        return len(asked) > n_layers + 1  # the first sentence and one layer of the second ran, then the user typed on
+        return len(asked) > checks[0] + 1  # the first sentence and one step of the second ran, then the user typed on
 
-    assert head_importance(translator.model, trace, "cross", cancelled=cancelled) is None
-    assert len(asked) == n_layers + 2
+    assert head_importance(translator.model, trace, kind, cancelled=cancelled) is None
+    assert len(asked) == checks[0] + 2
     stages = list(analysis_stages(translator, trace, cancelled=lambda: True))
     assert len(stages) == 1 and not stages[0].importance  # the statistics, then nothing
+
+
+def test_a_long_output_is_scored_in_pieces_each_of_which_can_be_cancelled(translator, monkeypatch):
+    """The scoring of a long output is the longest step of a pass: it stops between its pieces."""
+    import engine.importance
+
+    monkeypatch.setattr(engine.importance, "LOGITS_PER_CHUNK", 3 * translator.model.cfg.tgt_vocab_size)
+    trace = translator.trace(PARTS[2])
+    (checks,) = stop_checks(translator.model, trace, "cross")
+    layers = len(translator.model.decoder_layers)
+    assert checks - layers > 2  # several pieces
+    full = head_importance(translator.model, trace, "cross")
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(True)
+        return len(asked) > layers + 1  # the layers and the first piece ran
+
+    assert head_importance(translator.model, trace, "cross", cancelled=cancelled) is None
+    assert len(asked) == layers + 2
+    monkeypatch.setattr(engine.importance, "LOGITS_PER_CHUNK", 1 << 20)
+    np.testing.assert_allclose(head_importance(translator.model, trace, "cross").drop, full.drop, atol=1e-4)
 
 
 def test_a_sentence_traced_alone_is_remembered_for_the_text_it_grows_into(translator):
