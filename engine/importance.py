@@ -328,12 +328,16 @@ def analysis_stages(
 ) -> Iterator[Analysis]:
     """The analysis of `trace` (made by `translator`'s model), growing: first everything but
     importance, then once more after each kind's batched masking pass (every kind the model has,
-    unless `kinds` says). Stop iterating to drop it; `cancelled` also stops it between the
-    sentences of a text. BERT without a [MASK] has no output to score."""
+    unless `kinds` says). Stop iterating to drop it; `cancelled` also stops it after the values'
+    pass, between layers and between the sentences of a text. BERT without a [MASK] has no output
+    to score."""
     if trace.model_name != translator.name:
         raise ValueError(f"the trace was made by {trace.model_name!r}, not by {translator.name!r}")
     model = translator.model
-    analysis = analyze_trace(trace, output_projections(model), recorded_values(model, trace))
+    values = recorded_values(model, trace)  # a forced pass over the text: 65 ms for 200 pieces on 1 thread
+    if cancelled():
+        return
+    analysis = analyze_trace(trace, output_projections(model), values)
     if not len(trace.out_ids):
         yield replace(analysis, importance_note=NO_OUTPUT.get(trace.shape, NO_OUTPUT["encoder-only"]))
         return

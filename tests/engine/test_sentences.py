@@ -307,7 +307,9 @@ def test_importance_of_a_text_stops_at_the_next_layer_or_piece_when_cancelled(tr
 
     assert head_importance(translator.model, trace, kind, cancelled=cancelled) is None
     assert len(asked) == checks[0] + 2
-    stages = list(analysis_stages(translator, trace, cancelled=lambda: True))
+    assert list(analysis_stages(translator, trace, cancelled=lambda: True)) == []  # stops after the values' pass
+    answers = iter([False, True])  # go on after the values' pass, stop before the first masking layer
+    stages = list(analysis_stages(translator, trace, cancelled=lambda: next(answers)))
     assert len(stages) == 1 and not stages[0].importance  # the statistics, then nothing
 
 
