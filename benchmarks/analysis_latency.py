@@ -21,6 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from app_latency import long_texts  # noqa: E402
+from engine_latency import THREADS_HELP, worker_threads  # noqa: E402
+
 TEST_TSV = ROOT.parent / "shared" / "data" / "tatoeba-fra-eng" / "test.tsv"
 FALLBACK = "Je ne pense pas que nous devrions partir avant la fin de la réunion, mais il est déjà très tard."
 
@@ -76,7 +79,7 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=ROOT / "resources" / "models" / "fr-en")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--threads", type=int, default=worker_threads(), help=THREADS_HELP)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
 
@@ -92,8 +95,7 @@ def main() -> int:
     )
     from engine.translator import TraceOptions, Translator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     translator = Translator.from_directory(args.model, "cpu")
     model, sentence = translator.model, twenty_piece_sentence(translator)
     trace = translator.trace(sentence, TraceOptions(with_qkv=True))
@@ -119,6 +121,20 @@ def main() -> int:
         )
     slow = timed(lambda: head_importance_one_at_a_time(model, trace, "cross"), max(1, n // 5))
     rows.append(("importance cross, one head at a time (reference)", slow))
+    paragraph = translator.trace(long_texts(translator, 200, 1)[0])  # what the app holds for a paragraph
+    rows.append(
+        (
+            f"a {len(paragraph.src_pieces)}-piece text: values' forced pass",
+            timed(lambda: recorded_values(model, paragraph), max(1, n // 2)),
+        )
+    )
+    paragraph_values = recorded_values(model, paragraph)
+    rows.append(
+        (
+            f"a {len(paragraph.src_pieces)}-piece text: analyze_trace",
+            timed(lambda: analyze_trace(paragraph, w_o, paragraph_values), max(1, n // 2)),
+        )
+    )
 
     print(f"model {args.model.name}, {torch.get_num_threads()} torch threads, {args.repeats} repeats")
     print(f"sentence ({len(trace.src_pieces)} source pieces, {len(trace.tgt_pieces)} steps): {sentence}")

@@ -1,6 +1,7 @@
 """Keystroke to pixels in the real app (offscreen), a long input's trace to pixels, and cold start.
 
     python benchmarks/app_latency.py [--model resources/models/fr-en] [--device auto|cpu|cuda] [--json OUT] [--quick]
+                                     [--tab Analysis]
 
 (c) Key → pixels at a fixed prefix length: test sentences of 20 to 30 pieces; each is set in the
     box up to the key before its typed prefix first has 20 pieces (and painted), then typed on
@@ -13,6 +14,10 @@
 (c') A 200-piece input (test sentences joined) set in the box at once: edit → trace painted in
     every visible view, alternating two such texts so that each is a new translation.
 (d) Cold start in a fresh process: process start → window painted → first translation painted.
+
+--tab Analysis times (c) and (c') with the Analysis tab open: after each trace is painted the worker
+computes the head analysis (importance by masking, ~100 ms of work), and a key typed meanwhile
+stops it at the next layer: the keys should cost what they cost with the tab closed.
 """
 
 from __future__ import annotations
@@ -157,18 +162,29 @@ def cell(values: list[float]) -> str:
     return f"{percentile(values, 50):>7.1f} {percentile(values, 95):>7.1f} {max(values):>7.1f}"
 
 
-def window_figures(model: Path, rounds: int, long_runs: int, gap_ms: float, device: str) -> dict:
+def open_tab(window, name: str) -> None:
+    """Make the detail tab called `name` the current one (as a click on it would)."""
+    names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    if name not in names:
+        raise SystemExit(f"no tab {name!r}; the window has {', '.join(names)}")
+    window.tabs.setCurrentIndex(names.index(name))
+
+
+def window_figures(model: Path, rounds: int, long_runs: int, gap_ms: float, device: str, tab: str = "") -> dict:
     """Key → pixels at a 20-piece prefix, the long input's edit → pixels, and keys typed at its end,
-    printed and returned."""
+    printed and returned; with the detail tab called `tab` open, if given."""
     from engine.translator import Translator
 
     counter = Translator.from_directory(model, "cpu")  # only to count pieces
     sentences = sentences_at_least(counter, PREFIX_PIECES, rounds)
     long = long_texts(counter, LONG_PIECES, long_runs)  # a new text each run: no sentence of it remembered
     app, window = make_window(model, device)
+    if tab:
+        open_tab(window, tab)
     log = PaintLog(window)
     print(
         f"\n(c) key → pixels at a {PREFIX_PIECES}-piece prefix, offscreen, real window, on {window.client.model.device}"
+        + (f", the {tab} tab open" if tab else "")
     )
     print(f"{'key gap':>8} | {'keys':>5} {'unpainted':>9} | {'p50':>7} {'p95':>7} {'max':>7}  ms")
     keys: list[float] = []
@@ -271,11 +287,14 @@ def main() -> int:
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (the app's choice)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--quick", action="store_true", help="2 sentences, 2 long runs, 1 cold start")
+    parser.add_argument(
+        "--tab", default="", help="the detail tab open while typing, e.g. Analysis (default: the first)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.long_runs, args.cold_runs = 2, 2, 1
     figures = cold_start(args.model, args.cold_runs, args.device)
-    figures |= window_figures(args.model, args.rounds, args.long_runs, args.key_gap_ms, args.device)
+    figures |= window_figures(args.model, args.rounds, args.long_runs, args.key_gap_ms, args.device, args.tab)
     if args.json:  # infinite (never painted) is written as null
         args.json.write_text(json.dumps({k: v if math.isfinite(v) else None for k, v in figures.items()}, indent=2))
     return 0
