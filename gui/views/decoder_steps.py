@@ -44,6 +44,7 @@ from gui.views.heatmap import label_bars
 PLAY_MS = 700
 BLOCKED_COLOR = "#b0b0b0"  # a candidate the loop guard ruled out
 MASKED_TEXT = "−∞ → 0"
+ROW_PLOT_MIN_HEIGHT = 100  # px: below this, a step's attention row under its title and piece labels was 15 px of bars
 FORCE_TITLE = "<b>candidates</b> (click to force)"
 SHOW_TITLE = "<b>candidates</b>"
 
@@ -202,6 +203,8 @@ class DecoderStepsView(QWidget):
         grid.addWidget(self.topk_plot, 0, 1, 2, 1)
         grid.addWidget(self.cross_plot, 0, 2)
         grid.addWidget(self.self_plot, 1, 2)
+        for row_plot in (self.cross_plot, self.self_plot):  # title, bars and piece labels stay readable
+            row_plot.setMinimumHeight(ROW_PLOT_MIN_HEIGHT)
         grid.setColumnStretch(1, 2)
         grid.setColumnStretch(2, 3)
         return grid

@@ -12,7 +12,7 @@ from engine.render.labels import AVERAGE
 from engine.translator import TraceOptions
 from gui.maps import TokenFocus
 from gui.views.beam_view import best_path_nodes
-from gui.views.decoder_steps import BLOCKED_COLOR, MASKED_TEXT, loop_blocked
+from gui.views.decoder_steps import BLOCKED_COLOR, MASKED_TEXT, ROW_PLOT_MIN_HEIGHT, loop_blocked
 from gui.views.model_view import cell_data
 from gui.views.positional_view import parse_dimensions
 
@@ -30,6 +30,15 @@ def wait_for_new_trace(qtbot, window, before) -> None:
 
 
 # --- the decoder steps ---
+
+
+def test_the_steps_attention_rows_keep_a_readable_height_in_the_default_window(window, qtbot):
+    """The maps above take most of the window, but not the step's two attention rows: squeezed to the
+    tab's old minimum they were 69 px, their title and piece labels leaving 15 px of bars."""
+    show_sentence(qtbot, window)
+    qtbot.wait(1)  # the layout's pending requests run
+    steps = window.decoder_steps
+    assert steps.cross_plot.height() >= ROW_PLOT_MIN_HEIGHT and steps.self_plot.height() >= ROW_PLOT_MIN_HEIGHT
 
 
 @pytest.mark.parametrize("head", [1, AVERAGE])
