@@ -170,11 +170,18 @@ def test_freezing_for_inference_keeps_the_logits():
     model = tiny_model()
     src, tgt = torch.tensor([[5, 6, 7, 3]]), torch.tensor([[2, 11, 12]])
     before = model(src, tgt)
+    weights = {name: p.detach().clone() for name, p in model.named_parameters()}
     model.train()
     model.freeze_for_inference()
     assert not model.training
     assert not any(isinstance(module, torch.nn.Dropout) for module in model.modules())
     torch.testing.assert_close(model(src, tgt), before)
+    for name, p in model.named_parameters():  # the values are the same; only their layout changed
+        torch.testing.assert_close(p, weights[name], rtol=0, atol=0)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not model.output]
+    wide = [m for m in linears if m.out_features >= m.in_features]
+    assert wide and all(m.weight.t().is_contiguous() for m in wide)  # read as Wᵀ, the faster way for them
+    assert all(m.weight.is_contiguous() for m in linears if m not in wide)
     memory, cache = model.encode(src), model.new_cache()
     torch.testing.assert_close(model.decode(tgt[:, :1], memory, src, cache=cache), before[:, :1])  # one row
 
