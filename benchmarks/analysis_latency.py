@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from app_latency import long_texts  # noqa: E402
-from engine_latency import THREADS_HELP, worker_threads  # noqa: E402
+from engine_latency import THREADS_HELP  # noqa: E402
+
+from engine.devices import worker_threads  # noqa: E402
 
 TEST_TSV = ROOT.parent / "shared" / "data" / "tatoeba-fra-eng" / "test.tsv"
 FALLBACK = "Je ne pense pas que nous devrions partir avant la fin de la réunion, mais il est déjà très tard."

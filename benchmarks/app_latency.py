@@ -16,8 +16,8 @@
 (d) Cold start in a fresh process: process start → window painted → first translation painted.
 
 --tab Analysis times (c) and (c') with the Analysis tab open: after each trace is painted the worker
-computes the head analysis (importance by masking, ~100 ms of work), and a key typed meanwhile
-stops it at the next layer: the keys should cost what they cost with the tab closed.
+computes the head analysis (importance by masking, 100–170 ms of work on 2 cores), and a key typed
+meanwhile stops it at the next layer or scoring piece: the keys should cost what they cost with the tab closed.
 """
 
 from __future__ import annotations

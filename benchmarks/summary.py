@@ -66,8 +66,9 @@ from engine_latency import (  # noqa: E402
     traces_then_rss,
     type_at_prefix,
     weight_megabytes,
-    worker_threads,
 )
+
+from engine.devices import worker_threads  # noqa: E402  (engine_latency put the project on the path)
 
 PIECES = 20
 KEY_GAP_S = 0.150
