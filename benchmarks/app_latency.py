@@ -248,6 +248,10 @@ def type_when_loaded(summary):
     window.source.setText("Je suis étudiant.")  # the window sends it at once
 window.client.modelLoaded.connect(type_when_loaded)
 app.exec()
+# as gui/app.py does: left to the interpreter's exit, Qt objects die in an arbitrary order
+import shiboken6
+window.shutdown()
+shiboken6.delete(window)
 """
 
 
@@ -267,6 +271,8 @@ def cold_start(model: Path, runs: int, device: str) -> dict:
             timeout=300,
             env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
         )
+        if result.returncode != 0:
+            raise SystemExit(f"the cold-start app exited with {result.returncode}:\n{result.stderr[-2000:]}")
         marks = json.loads(result.stdout.strip().splitlines()[-1])
         window, loaded, first = (
             (marks[k] - spawned) * 1000 for k in ("window_painted", "model_loaded", "first_translation")
