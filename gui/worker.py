@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from engine.architecture import SHAPE_KINDS
 from engine.beam_tree import BeamTree
@@ -411,14 +411,24 @@ class TranslationClient(QObject):
         if self._closed:
             return
         self.model = summary
-        # Libraries, window and model stay for good: frozen, later full collections skip them (a
-        # 70 ms pause of the GUI thread otherwise). Collect first, so a replaced model is not frozen.
-        # Here, in the GUI thread: a collection in the worker thread finalises Qt objects left in
-        # cycles by closed windows, off their thread, and could deadlock with the GUI's event loop.
-        gc.collect()
-        gc.freeze()
         self._emit_loading()
-        self.modelLoaded.emit(summary)
+        self.modelLoaded.emit(summary)  # the window asks for its text's translation here
+        if self.translating:  # the user waits for it: settle once it is on screen (85 ms sooner at start)
+            self.answered.connect(self._settle_after_paint, Qt.ConnectionType.SingleShotConnection)
+        else:
+            self._settle_memory()
+
+    def _settle_after_paint(self) -> None:
+        QTimer.singleShot(0, self._settle_memory)  # posted after the views' paint requests: runs after them
+
+    def _settle_memory(self) -> None:
+        """Libraries, window and model stay for good: frozen, later full collections skip them (a
+        70 ms pause of the GUI thread otherwise). Collect first, so a replaced model is not frozen.
+        Here, in the GUI thread: a collection in the worker thread finalises Qt objects left in
+        cycles by closed windows, off their thread, and could deadlock with the GUI's event loop."""
+        if not self._closed:
+            gc.collect()
+            gc.freeze()
 
     @Slot(str, str)
     def _on_model_failed(self, directory: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -44,6 +45,34 @@ def test_the_worker_skips_replaced_requests_and_only_the_newest_is_shown(client,
     qtbot.waitUntil(lambda: not client.translating, timeout=TIMEOUT_MS)
     assert calls == ["je suis étudiant", "elle lit un livre"]  # the middle request never ran
     assert [trace.source_text for trace in shown] == ["elle lit un livre"]
+
+
+def test_the_loads_collection_waits_until_the_translation_it_unblocked_is_shown(qtbot, tiny_model_dir, monkeypatch):
+    """The collection and freeze after a load (85 ms at the app's start) must not delay the text's
+    first translation: with one asked for at the load, they run after it is shown; else at once."""
+    events: list[str] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: events.append("collect") or 0)
+    monkeypatch.setattr(gc, "freeze", lambda: events.append("freeze"))
+    client = TranslationClient()
+    client.resultShown.connect(lambda result: events.append("shown"))
+    client.modelLoaded.connect(lambda summary: events.append("loaded"))
+    client.modelLoaded.connect(lambda summary: client.translate("le chien dort"))
+    try:
+        client.load_model(tiny_model_dir, "cpu")
+        qtbot.waitUntil(lambda: "freeze" in events, timeout=TIMEOUT_MS)
+        assert events == ["loaded", "shown", "collect", "freeze"]
+    finally:
+        client.shutdown()
+
+    events.clear()
+    idle = TranslationClient()
+    idle.modelLoaded.connect(lambda summary: events.append("loaded"))
+    try:
+        idle.load_model(tiny_model_dir, "cpu")
+        qtbot.waitUntil(lambda: "freeze" in events, timeout=TIMEOUT_MS)
+        assert events == ["loaded", "collect", "freeze"]  # nobody waits: at once
+    finally:
+        idle.shutdown()
 
 
 def test_blank_text_is_answered_without_the_worker(client, qtbot):
