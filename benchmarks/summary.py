@@ -14,6 +14,11 @@ What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, coun
                            decoder passes of those keys (p50 beside it), and what reading the weights
                            of one encoder pass and that many decoder passes takes at this machine's
                            memory read rate: a p95 key cannot cost less on this machine
+  typing_products_p95_ms_20
+                           p95 over the same keys of their matrix products alone (each key's passes
+                           with the rows it ran, replayed as bare products with the model's weights,
+                           warm: engine_latency.py products_ms): the arithmetic no trace of these
+                           keys can skip in float32 here
   trace_typing_no_pause_p95_ms_20
                            the same keys without the pause: the engine's own cost, apart from what
                            an idle pause costs this machine (benchmarks/idle_penalty.py)
@@ -58,6 +63,7 @@ from engine_latency import (  # noqa: E402
     THREADS_HELP,
     pass_bytes_floor_ms,
     percentile,
+    products_ms,
     read_gigabytes_per_second,
     rss_mb,
     sentences_at_least,
@@ -83,9 +89,9 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
     plain = [timed_trace(translator, t)[0] for t in plain_texts for _ in range(repeats)]
     beam4 = TraceOptions(decoding=DecodingOptions(beam_size=4))
     beam = [timed_trace(translator, t, options=beam4)[0] for t in plain_texts for _ in range(repeats)]
-    typing, passes, back_to_back, in_text = [], [], [], []
+    typing, passes, recorded, back_to_back, in_text = [], [], [], [], []
     for text in sentences_at_least(translator, PIECES, 2 * sentences):
-        times, counts = type_at_prefix(translator, text, PIECES, KEY_GAP_S)
+        times, counts = type_at_prefix(translator, text, PIECES, KEY_GAP_S, recorded)
         typing += times
         passes += counts
         back_to_back += type_at_prefix(translator, text, PIECES, 0.0)[0]
@@ -98,6 +104,7 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
         "trace_typing_keys_20": len(typing),
         "trace_typing_passes_p50_20": percentile(passes, 50),
         "trace_typing_passes_p95_20": percentile(passes, 95),
+        "typing_products_p95_ms_20": percentile([products_ms(translator.model, p) for p in recorded], 95),
         "trace_typing_no_pause_p50_ms_20": percentile(back_to_back, 50),
         "trace_typing_no_pause_p95_ms_20": percentile(back_to_back, 95),
         "trace_typing_text_p50_ms_20": percentile(in_text, 50),
