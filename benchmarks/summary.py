@@ -28,6 +28,9 @@ What each figure is (20 = sentences or prefixes of 20 SentencePiece pieces, coun
                            sentence, the others remembered
   trace_plain_p50_ms_20    a whole 20-piece sentence, greedy, no draft (p95 in trace_plain_p95_ms_20)
   plain_out_tokens_20      mean output tokens of those traces
+  trace_plain_products_p50_ms_20
+                           p50 of those traces' matrix products alone (as typing_products_p95_ms_20):
+                           the rest of trace_plain_p50_ms_20 is every other operation and Python
   beam4_over_greedy_20     p50 of beam-4 traces / p50 of greedy traces, same 20-piece sentences
   rss_mb_after_1000        resident MB of this (engine-only, no Qt) process after 1,000 more traces
   greedy_speedup_vs_transformers_20
@@ -61,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_latency import (  # noqa: E402
     ROOT,
     THREADS_HELP,
+    PassLog,
     pass_bytes_floor_ms,
     percentile,
     products_ms,
@@ -86,7 +90,12 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
     from engine.translator import TraceOptions
 
     plain_texts = sentences_by_length(translator, sentences)[PIECES]
-    plain = [timed_trace(translator, t)[0] for t in plain_texts for _ in range(repeats)]
+    plain, plain_products = [], []
+    for text in plain_texts:
+        for _ in range(repeats):
+            with PassLog(translator.model) as log:
+                plain.append(timed_trace(translator, text)[0])
+            plain_products.append(products_ms(translator.model, log.passes))
     beam4 = TraceOptions(decoding=DecodingOptions(beam_size=4))
     beam = [timed_trace(translator, t, options=beam4)[0] for t in plain_texts for _ in range(repeats)]
     typing, passes, recorded, back_to_back, in_text = [], [], [], [], []
@@ -112,6 +121,7 @@ def engine_figures(translator, sentences: int, repeats: int, traces: int) -> dic
         "trace_typing_text_keys_20": len(in_text),
         "trace_plain_p50_ms_20": percentile(plain, 50),
         "trace_plain_p95_ms_20": percentile(plain, 95),
+        "trace_plain_products_p50_ms_20": percentile(plain_products, 50),
         "plain_out_tokens_20": statistics.mean(len(translator.trace(t).out_ids) for t in plain_texts),
         "beam4_over_greedy_20": percentile(beam, 50) / percentile(plain, 50),
         "rss_mb_after_1000": traces_then_rss(translator, plain_texts, traces),
