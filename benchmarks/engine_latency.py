@@ -189,13 +189,15 @@ def products_ms(model, passes: list[tuple[str, int]]) -> float:
     import torch
     import torch.nn.functional as F
 
+    device = model.output_t.device
+
     def linear(x, module):
         return F.linear(x, module.weight, module.bias)
 
     def run() -> None:
         memory_rows = 0  # an encoder pass's rows whose keys and values no decoder pass has made yet
         for kind, rows in passes:
-            x = torch.zeros(1, rows, model.cfg.d_model)
+            x = torch.zeros(1, rows, model.cfg.d_model, device=device)
             if kind == "encoder":
                 for layer in model.encoder_layers:
                     F.linear(x, *layer.self_attn.fused_qkv)
@@ -208,7 +210,7 @@ def products_ms(model, passes: list[tuple[str, int]]) -> float:
                 linear(x, layer.self_attn.w_o)
                 linear(x, layer.cross_attn.w_q)
                 if memory_rows:
-                    memory = torch.zeros(1, memory_rows, model.cfg.d_model)
+                    memory = torch.zeros(1, memory_rows, model.cfg.d_model, device=device)
                     linear(memory, layer.cross_attn.w_k)
                     linear(memory, layer.cross_attn.w_v)
                 linear(x, layer.cross_attn.w_o)
@@ -218,9 +220,21 @@ def products_ms(model, passes: list[tuple[str, int]]) -> float:
 
     with torch.inference_mode():
         run()
+        synchronize(device)
         start = time.perf_counter()
         run()
+        synchronize(device)
         return (time.perf_counter() - start) * 1000
+
+
+def synchronize(device) -> None:
+    """Wait for a GPU's queued work (nothing to wait for on the CPU)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def sentences_at_least(translator, pieces: int, count: int, spare: int = 10, joined: bool = False) -> list[str]:
